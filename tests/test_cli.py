@@ -1,0 +1,130 @@
+"""The `basicsr` and `w2amsn` commands: BasicSR's own trainer/tester, run from the plugin on CPU,
+resumed, under torchrun with gloo, and clear errors for a user's mistakes (issue 4)."""
+from __future__ import annotations
+
+import re
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import w2amsn_plugin
+from w2amsn_plugin.cli import basicsr_main
+
+PACKAGE_DIR = Path(w2amsn_plugin.__file__).parent
+
+
+def _log_text(exp: Path, prefix: str = "train_") -> str:
+    return "\n".join(p.read_text() for p in sorted(exp.glob(f"{prefix}*.log")))
+
+
+def test_help_lists_verbs(run, tmp_path):
+    out = run(["basicsr", "--help"], cwd=tmp_path)
+    assert out.returncode == 0 and "train" in out.stdout and "test" in out.stdout
+    out = run(["w2amsn", "--help"], cwd=tmp_path)
+    assert out.returncode == 0
+    for verb in ("stats", "infer", "bench"):
+        assert verb in out.stdout
+    out = run(["basicsr", "train", "--help"], cwd=tmp_path)
+    for flag in ("-opt", "--launcher", "--auto_resume", "--debug", "--force_yml", "--local-rank"):
+        assert flag in out.stdout
+
+
+def test_train_then_resume_then_test(run, tiny_options, tmp_path):
+    opt = tiny_options("tiny_cpu", total_iter=4, checkpoint_freq=2, val_freq=2)
+    out = run(["basicsr", "train", "-opt", str(opt)], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    exp = tmp_path / "experiments" / "tiny_cpu"
+    assert (exp / "models" / "net_g_latest.pth").is_file()
+    assert sorted(p.name for p in (exp / "training_states").glob("*.state")) == ["2.state", "4.state"]
+    assert (exp / opt.name).is_file(), "BasicSR copies the options file into the experiment"
+    log = _log_text(exp)
+    assert re.search(r"# psnr: *[0-9.]+", log), "a validation metric is logged"
+    assert "End of training" in log
+    assert not (PACKAGE_DIR / "experiments").exists() and not (PACKAGE_DIR.parent / "tb_logger").exists()
+
+    # --auto_resume on CPU continues from training_states/4.state up to the new total
+    out = run(["basicsr", "train", "-opt", str(opt), "--auto_resume",
+               "--force_yml", "train:total_iter=6"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    log = _log_text(exp)
+    assert "Resuming training from epoch" in log and "iter: 4." in log
+    assert (exp / "training_states" / "6.state").is_file()
+    assert re.search(r"iter:\s+6,", log), "the resumed run reaches iteration 6"
+
+    # basicsr test with the trained weights writes results/<name>
+    test_opt = tiny_options("tiny_cpu_test", phase="test",
+                            pretrain=str(exp / "models" / "net_g_latest.pth"))
+    out = run(["basicsr", "test", "-opt", str(test_opt)], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = tmp_path / "results" / "tiny_cpu_test"
+    assert len(list((res / "visualization" / "tiny_test").glob("*.png"))) == 6
+    assert re.search(r"# psnr: *[0-9.]+", _log_text(res, "test_"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_cpu_ranks_with_gloo(run, tiny_options, tmp_path):
+    opt = tiny_options("tiny_ddp", total_iter=4, checkpoint_freq=4, val_freq=4)
+    out = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               f"--master_port={_free_port()}", "-m", "w2amsn_plugin.cli", "train",
+               "-opt", str(opt), "--launcher", "pytorch"], cwd=tmp_path, timeout=400)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    log = _log_text(tmp_path / "experiments" / "tiny_ddp")
+    assert re.search(r"dist: True", log) and "End of training" in log
+    assert (tmp_path / "experiments" / "tiny_ddp" / "training_states" / "4.state").is_file()
+
+
+def _error_of(capsys, argv: list[str]) -> str:
+    assert basicsr_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_missing_options_file(capsys, tmp_path):
+    err = _error_of(capsys, ["train", "-opt", str(tmp_path / "nope.yml")])
+    assert "nope.yml" in err and "not found" in err
+
+
+def test_unknown_type_lists_close_names(capsys, tiny_options):
+    opt = tiny_options("typo")
+    data = yaml.safe_load(opt.read_text())
+    data["network_g"]["type"] = "SRVGGNetCompakt"
+    opt.write_text(yaml.safe_dump(data))
+    err = _error_of(capsys, ["train", "-opt", str(opt)])
+    assert "SRVGGNetCompakt" in err and "'SRVGGNetCompact'" in err and str(opt) in err
+
+
+def test_unknown_network_argument(capsys, tiny_options):
+    opt = tiny_options("badarg")
+    data = yaml.safe_load(opt.read_text())
+    data["network_g"]["num_convs"] = 2
+    opt.write_text(yaml.safe_dump(data))
+    err = _error_of(capsys, ["train", "-opt", str(opt)])
+    assert "num_convs" in err and "'num_conv'" in err
+
+
+def test_force_yml_unknown_key(capsys, tiny_options):
+    err = _error_of(capsys, ["train", "-opt", str(tiny_options("fy")), "--force_yml", "train:total_iters=3"])
+    assert "total_iters" in err and "cannot create" in err
+
+
+def test_bad_yaml(capsys, tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: x\nnum_gpu: [0\n")
+    err = _error_of(capsys, ["train", "-opt", str(bad)])
+    assert "bad.yml" in err and "line" in err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-CUDA message")
+def test_num_gpu_without_cuda(capsys, tiny_options):
+    opt = tiny_options("gpu")
+    err = _error_of(capsys, ["train", "-opt", str(opt), "--force_yml", "num_gpu=1"])
+    assert "no CUDA" in err and "num_gpu=0" in err

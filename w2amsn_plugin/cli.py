@@ -1,0 +1,113 @@
+"""Console entry points.
+
+``basicsr train|test -opt X.yml [BasicSR's own flags]``: import the plugin (so its registrations
+exist), check the options file, then call BasicSR's ``train_pipeline`` / ``test_pipeline`` with
+the current working directory as root, so ``experiments/``, ``results/`` and ``tb_logger/`` land
+where the user runs the command (``python -m basicsr.train`` would put them in site-packages).
+``python -m w2amsn_plugin.cli train ...`` is the same command, for ``torchrun``.
+
+``w2amsn <verb>``: the plugin's own tools; each verb lives in its own module exposing
+``configure_parser(parser)`` and ``run(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Sequence
+
+__all__ = ["basicsr_main", "w2amsn_main"]
+
+_W2AMSN_VERBS = {
+    "stats": ("w2amsn_plugin.stats", "parameters and multiply-adds of W²AMSN and the baselines (Table II)"),
+    "infer": ("w2amsn_plugin.infer", "super-resolve a whole NIfTI volume with a trained model"),
+    "bench": ("w2amsn_plugin.bench", "measure this machine's limits and the plugin's speed against them"),
+}
+
+
+def _basicsr_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="basicsr", description="BasicSR's trainer and tester with the W²AMSN plugin registered.")
+    verbs = parser.add_subparsers(dest="verb", metavar="{train,test}", required=True)
+    for verb, text in (("train", "train a model from an options YAML (BasicSR train_pipeline)"),
+                       ("test", "test a model from an options YAML (BasicSR test_pipeline)")):
+        sub = verbs.add_parser(verb, help=text, description=text)
+        sub.add_argument("-opt", required=True, help="path to the options YAML file")
+        sub.add_argument("--launcher", choices=["none", "pytorch", "slurm"], default="none",
+                         help="job launcher (pytorch = torchrun)")
+        sub.add_argument("--auto_resume", action="store_true",
+                         help="resume from the latest state in experiments/<name>/training_states")
+        sub.add_argument("--debug", action="store_true", help="BasicSR's debug mode")
+        sub.add_argument("--local_rank", "--local-rank", type=int, default=0,
+                         help="set by torch.distributed.launch (either spelling)")
+        sub.add_argument("--force_yml", nargs="+", default=None,
+                         help="override options, e.g. num_gpu=0 train:total_iter=100")
+    return parser
+
+
+def _basicsr_argv(args: argparse.Namespace) -> list[str]:
+    """The argument list BasicSR's own ``parse_options`` expects (it reads ``sys.argv``)."""
+    argv = [f"basicsr {args.verb}", "-opt", args.opt, "--launcher", args.launcher,
+            "--local_rank", str(args.local_rank)]
+    if args.auto_resume:
+        argv.append("--auto_resume")
+    if args.debug:
+        argv.append("--debug")
+    if args.force_yml:
+        argv += ["--force_yml", *args.force_yml]
+    return argv
+
+
+def basicsr_main(argv: Sequence[str] | None = None) -> int:
+    """``basicsr train|test``: check the options, then run BasicSR's pipeline from the cwd."""
+    args = _basicsr_parser().parse_args(argv)
+    from .option_check import OptionsError, check_options_file
+
+    try:
+        check_options_file(args.opt, force_yml=args.force_yml, is_train=args.verb == "train")
+    except OptionsError as err:
+        print(f"basicsr {args.verb}: error: {err}", file=sys.stderr)
+        return 2
+    import w2amsn_plugin  # noqa: F401  (registers the plugin; applies compat patches)
+    import torch.distributed as dist
+    from basicsr.test import test_pipeline
+    from basicsr.train import train_pipeline
+
+    pipeline = train_pipeline if args.verb == "train" else test_pipeline
+    saved_argv, sys.argv = sys.argv, _basicsr_argv(args)
+    try:
+        pipeline(os.getcwd())
+    finally:
+        sys.argv = saved_argv
+        # BasicSR never tears its process group down; without this, gloo ranks can abort at exit
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+def w2amsn_main(argv: Sequence[str] | None = None) -> int:
+    """``w2amsn <verb>``: the plugin's own tools (verbs are imported only when used)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="w2amsn", description="W²AMSN plugin tools.")
+    verbs = parser.add_subparsers(dest="verb", metavar="{" + ",".join(_W2AMSN_VERBS) + "}",
+                                  required=True)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for verb, (module_name, text) in _W2AMSN_VERBS.items():
+        sub = verbs.add_parser(verb, help=text, description=text)
+        if verb == chosen:
+            importlib.import_module(module_name).configure_parser(sub)
+    args = parser.parse_args(argv)
+    return int(importlib.import_module(_W2AMSN_VERBS[args.verb][0]).run(args))
+
+
+def _module_main() -> int:
+    """``python -m w2amsn_plugin.cli train|test ...`` (torchrun) or ``... w2amsn-verb ...``."""
+    first = sys.argv[1] if len(sys.argv) > 1 else ""
+    if first in _W2AMSN_VERBS:
+        return w2amsn_main()
+    return basicsr_main()
+
+
+if __name__ == "__main__":
+    sys.exit(_module_main())
