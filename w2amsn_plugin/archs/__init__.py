@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from . import gray_baselines, w2amsn_arch  # noqa: F401  (registration side effects)
 from .gray_baselines import EDSRGray, RCANGray
-from .presets import PRESETS, preset
+from .presets import ABLATIONS, PRESETS, Ablation, ablation, preset
 from .w2amsn_arch import W2AMSN
 
-__all__ = ["EDSRGray", "PRESETS", "RCANGray", "W2AMSN", "preset"]
+__all__ = ["ABLATIONS", "Ablation", "EDSRGray", "PRESETS", "RCANGray", "W2AMSN", "ablation", "preset"]

@@ -1,0 +1,160 @@
+"""``w2amsn stats``: parameters and multiply-adds of W²AMSN, W²AMSN-S, EDSR and RCAN as configured
+in :data:`w2amsn_plugin.archs.PRESETS`, next to the paper's Table II (T2 x2).
+
+Multiply-adds are counted by ``torch.utils.flop_counter`` (convolutions and matrix products;
+FLOPs / 2) on a forward pass over the ``meta`` device, so nothing is computed or allocated and the
+count takes well under a second. Two MAC columns are printed:
+
+- ``MACs``: what our forward pass executes.
+- ``MACs (nominal)``: every layer counted at the resolution it is drawn at in the paper, i.e. the
+  upper 1x1 conv of each NCAB over the whole feature map (eq. 5). Ours pools first, which is the
+  same function (see :class:`~w2amsn_plugin.archs.w2amsn_blocks.NCAB`). Table II follows this
+  convention (its MACs are params x 120 x 120). The two columns differ only for W²AMSN.
+
+A second table gives W²AMSN's size for candidate S2/W2 output widths (``mid_feat``, eq. 10): the
+evidence for the default width (README, "Model size").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .archs.presets import PRESETS, preset
+from .archs.w2amsn_blocks import NCAB
+
+__all__ = ["TABLE_II", "configure_parser", "count", "run"]
+
+#: Paper Table II ("model size comparison on T2 for SR x2"): parameters, mult-adds.
+TABLE_II: dict[str, tuple[float, float]] = {
+    "W2AMSN": (11.67e6, 167.91e9),
+    "W2AMSN-S": (5.93e6, 85.33e9),
+    "EDSR": (3.14e6, 722.61e9),
+    "RCAN": (15.44e6, 220.34e9),
+}
+WIDTH_MULTIPLES = (1, 2, 4, 8)
+
+
+def _build(opt: dict[str, Any]) -> nn.Module:
+    kwargs = dict(opt)
+    with torch.device("meta"):
+        return ARCH_REGISTRY.get(kwargs.pop("type"))(**kwargs)
+
+
+def count(opt: dict[str, Any], size: tuple[int, int] = (120, 120)) -> dict[str, int]:
+    """Parameters and MACs (executed and nominal, see module doc) of the network ``opt``
+    (a BasicSR ``network_g`` dict) on one ``num_in_ch`` x H x W input."""
+    net = _build(opt).eval()
+    x = torch.empty(1, opt.get("num_in_ch", 1), *size, device="meta")
+    ncabs = [m for m in net.modules() if isinstance(m, NCAB)]
+    macs = {}
+    for key, pool_first in (("macs", True), ("macs_nominal", False)):
+        for module in ncabs:
+            module.pool_first = pool_first
+        if key == "macs_nominal" and not ncabs:
+            macs[key] = macs["macs"]
+            continue
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net(x)
+        macs[key] = counter.get_total_flops() // 2
+    return {"params": sum(p.numel() for p in net.parameters()), **macs}
+
+
+def _model_rows(scales: list[int], size: tuple[int, int]) -> list[dict[str, Any]]:
+    rows = []
+    for name in PRESETS:
+        for scale in scales:
+            row: dict[str, Any] = {"model": name, "scale": scale}
+            try:
+                row.update(count(preset(name, scale), size))
+            except ValueError as err:  # e.g. BasicSR's Upsample: only 2^n and 3
+                row["error"] = str(err)
+            if scale == 2 and name in TABLE_II:
+                row["paper_params"], row["paper_macs"] = TABLE_II[name]
+            rows.append(row)
+    return rows
+
+
+def _width_rows(size: tuple[int, int]) -> list[dict[str, Any]]:
+    rows = []
+    for multiple in WIDTH_MULTIPLES:
+        row: dict[str, Any] = {"mid_feat_multiple": multiple}
+        for name in ("W2AMSN", "W2AMSN-S"):
+            opt = preset(name, 2)
+            opt["mid_feat"] = multiple * opt["num_feat"]
+            row["mid_feat"] = opt["mid_feat"]
+            row[name] = count(opt, size)
+        blocks = PRESETS["W2AMSN"]["num_block"] - PRESETS["W2AMSN-S"]["num_block"]
+        row["per_block_params"] = (row["W2AMSN"]["params"] - row["W2AMSN-S"]["params"]) / blocks
+        rows.append(row)
+    return rows
+
+
+def _m(n: float) -> str:
+    return f"{n / 1e6:.2f}M"
+
+
+def _g(n: float) -> str:
+    return f"{n / 1e9:.2f}G"
+
+
+def _format(models: list[dict[str, Any]], widths: list[dict[str, Any]], size: tuple[int, int]) -> str:
+    h, w = size
+    lines = [f"Model size on a 1x{h}x{w} LR input (MACs = FLOPs/2 from torch.utils.flop_counter);",
+             "paper = Table II (T2 x2).", "",
+             "| model | scale | params | MACs | MACs (nominal) | paper params | paper MACs |",
+             "|---|---|---|---|---|---|---|"]
+    for r in models:
+        paper = (_m(r["paper_params"]), _g(r["paper_macs"])) if "paper_params" in r else ("", "")
+        if "error" in r:
+            lines.append(f"| {r['model']} | x{r['scale']} | n/a: {r['error']} | | | {paper[0]} | {paper[1]} |")
+            continue
+        lines.append(f"| {r['model']} | x{r['scale']} | {_m(r['params'])} | {_g(r['macs'])} | "
+                     f"{_g(r['macs_nominal'])} | {paper[0]} | {paper[1]} |")
+    per_block = (TABLE_II["W2AMSN"][0] - TABLE_II["W2AMSN-S"][0]) / (
+        PRESETS["W2AMSN"]["num_block"] - PRESETS["W2AMSN-S"]["num_block"])
+    lines += ["", "S2/W2 output width (mid_feat, eq. 10) vs Table II, x2:", "",
+              "| mid_feat | W2AMSN params | W2AMSN MACs (nominal) | W2AMSN-S params "
+              "| W2AMSN-S MACs (nominal) | per block (t=20 minus t=8, /12) |",
+              "|---|---|---|---|---|---|",
+              f"| paper | 11.67M | 167.91G | 5.93M | 85.33G | {per_block / 1e3:.0f}k |"]
+    for r in widths:
+        big, small = r["W2AMSN"], r["W2AMSN-S"]
+        lines.append(f"| {r['mid_feat_multiple']}a = {r['mid_feat']} | {_m(big['params'])} | "
+                     f"{_g(big['macs_nominal'])} | {_m(small['params'])} | "
+                     f"{_g(small['macs_nominal'])} | {r['per_block_params'] / 1e3:.0f}k |")
+    return "\n".join(lines)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``w2amsn stats``."""
+    parser.add_argument("--scale", type=int, nargs="+", default=[2, 3, 4], metavar="S",
+                        help="upscaling factor(s) (default: 2 3 4)")
+    parser.add_argument("--size", type=int, nargs=2, default=[120, 120], metavar=("H", "W"),
+                        help="LR input size (default: 120 120, which Table II's MACs imply)")
+    parser.add_argument("--json", metavar="FILE", help="also write the numbers to FILE as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the tables; write JSON if asked. Returns the exit status."""
+    size = (int(args.size[0]), int(args.size[1]))
+    if min(size) < 1 or min(args.scale) < 1:
+        print("w2amsn stats: --scale and --size must be positive integers")
+        return 2
+    models = _model_rows(list(args.scale), size)
+    widths = _width_rows(size)
+    print(_format(models, widths, size))
+    if args.json:
+        try:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump({"input_size": list(size), "models": models, "mid_feat_candidates": widths},
+                          f, indent=2)
+        except OSError as err:
+            print(f"w2amsn stats: cannot write {args.json}: {err.strerror}")
+            return 1
+    return 0
