@@ -1,0 +1,353 @@
+"""Whole-volume inference (w2amsn_plugin.infer, `w2amsn infer`) on crops of the shipped Colin27."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import w2amsn_plugin  # noqa: F401  (makes basicsr importable, registers W2AMSN)
+from basicsr.utils.matlab_functions import imresize
+from basicsr.utils.registry import ARCH_REGISTRY
+from nibabel import orientations
+from torch import nn
+
+from w2amsn_plugin import device_caps, infer
+from w2amsn_plugin import nifti_geometry as geo
+from w2amsn_plugin.archs import W2AMSN
+from w2amsn_plugin.cli import w2amsn_main
+from w2amsn_plugin.data.samples import sample_path
+
+# sizes that are multiples of nothing; Colin27 voxel [60:97, 80:123, 70:75] is brain + skull
+CROP = (slice(60, 97), slice(80, 123), slice(70, 75))
+TINY = {"type": "W2AMSN", "num_feat": 4, "num_block": 1}
+
+
+class InferTestBicubic(nn.Module):
+    """Identity-like model: MATLAB-bicubic upsampling (= basicsr imresize), no parameters."""
+
+    def __init__(self, upscale: int = 2) -> None:
+        super().__init__()
+        self.upscale = upscale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return infer.bicubic_upsample(x, self.upscale)
+
+
+if "InferTestBicubic" not in ARCH_REGISTRY:
+    ARCH_REGISTRY.register(InferTestBicubic)
+
+
+@pytest.fixture(scope="module")
+def colin_crop(tmp_path_factory) -> Path:
+    """37x43x5 uint8 crop of Colin27 with qform code 1 (scanner) and sform code 4 (MNI)."""
+    img = nib.load(sample_path("colin27_t1"))
+    sub = img.slicer[CROP]
+    hdr = sub.header.copy()
+    qform = sub.affine.copy()
+    qform[:3, 3] += [0.5, -0.25, 1.0]  # differs from the sform: both must be mapped
+    hdr.set_qform(qform, code=1)
+    hdr.set_sform(sub.affine, code=4)
+    path = tmp_path_factory.mktemp("colin") / "colin_crop.nii.gz"
+    nib.save(nib.Nifti1Image(np.asanyarray(sub.dataobj), hdr.get_best_affine(), hdr), path)
+    return path
+
+
+def _experiment(root: Path, net_opt: dict, scale: int, state: dict | None = None,
+                key: str = "params") -> Path:
+    """A BasicSR-like experiment folder: <root>/<name>.yml and models/net_g_latest.pth."""
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    opt = {"name": root.name, "scale": scale, "network_g": {**net_opt, "upscale": scale}}
+    (root / f"{root.name}.yml").write_text(yaml.safe_dump(opt))
+    if state is None:
+        torch.manual_seed(scale)
+        state = W2AMSN(**{k: v for k, v in opt["network_g"].items() if k != "type"}).state_dict()
+    weights = root / "models" / "net_g_latest.pth"
+    torch.save({key: state}, weights)
+    return weights
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> dict[int, Path]:
+    return {s: _experiment(tmp_path_factory.mktemp(f"tiny_x{s}"), TINY, s) for s in (2, 3, 4)}
+
+
+@pytest.fixture(scope="module")
+def bicubic_weights(tmp_path_factory) -> dict[int, Path]:
+    return {s: _experiment(tmp_path_factory.mktemp(f"bicubic_x{s}"), {"type": "InferTestBicubic"},
+                           s, state={}) for s in (2, 3)}
+
+
+def _infer(*args: str | Path) -> int:
+    return w2amsn_main(["infer", "--no-progress", "--no-bf16", *map(str, args)])
+
+
+def _save_like(ref: Path, data: np.ndarray, path: Path, affine=None) -> Path:
+    img = nib.load(ref)
+    hdr = img.header.copy()
+    hdr.set_data_dtype(data.dtype)
+    nib.save(nib.Nifti1Image(data, img.affine if affine is None else affine, hdr), path)
+    return path
+
+
+def _bicubic_reference(volume: np.ndarray, scale: int, plane_axis: int) -> np.ndarray:
+    """basicsr imresize of every slice (float64 -> float32), independent of infer's matrices."""
+    slices = np.moveaxis(volume.astype(np.float32), plane_axis, 0)
+    out = np.stack([imresize(s, scale) for s in slices])
+    return np.moveaxis(out, 0, plane_axis)
+
+
+# --------------------------------------------------------------------------- bicubic, tiling
+
+@pytest.mark.parametrize("shape,scale", [((7, 9), 2), ((13, 5), 3), ((40, 48), 4), ((2, 3), 2)])
+def test_bicubic_upsample_equals_basicsr_imresize(shape, scale):
+    x = np.random.default_rng(0).random(shape).astype(np.float32)
+    got = infer.bicubic_upsample(torch.from_numpy(x), scale).numpy()
+    np.testing.assert_allclose(got, imresize(x, scale), atol=1e-6)
+
+
+def test_plan_tiles_bounds_pixels_per_call():
+    assert infer.plan_tiles(40, 48, 8) == infer.TilePlan(batch=8, tile=None)
+    plan = infer.plan_tiles(256, 256, 8, max_pixels=3 * 256 * 256)
+    assert (plan.batch, plan.tile) == (3, None)
+    plan = infer.plan_tiles(300, 200, 8, max_pixels=100 * 100, overlap=10)
+    assert plan.tile == 80
+    (win_h, win_w), boxes = plan.windows(300, 200)
+    assert plan.batch * win_h * win_w <= 100 * 100
+    covered = np.zeros((300, 200), int)
+    for wy, wx, y0, y1, x0, x1 in boxes:  # tiles partition the slice, windows hold them
+        covered[y0:y1, x0:x1] += 1
+        assert 0 <= wy <= y0 and y1 <= wy + win_h <= 300
+        assert (y0 - wy >= 10 or wy == 0) and (wy + win_h - y1 >= 10 or wy + win_h == 300)
+        assert (x0 - wx >= 10 or wx == 0) and (wx + win_w - x1 >= 10 or wx + win_w == 200)
+    assert (covered == 1).all()
+
+
+def test_tiled_equals_untiled_for_a_local_network():
+    """Without global pooling W2AMSN is local (receptive field ~8 LR px here): tiles with
+    12 px of overlap reproduce the untiled result."""
+    torch.manual_seed(0)
+    net = W2AMSN(num_feat=4, num_block=1, upscale=2, block_attention="none",
+                 global_attention="none")
+    vol = np.random.default_rng(1).random((3, 50, 37)).astype(np.float32)
+    whole = infer._run_plan(vol, net, 2, 0, infer.TilePlan(batch=8), False, False, "cpu", False)
+    tiled = infer._run_plan(vol, net, 2, 0, infer.TilePlan(batch=5, tile=16, overlap=12),
+                            False, False, "cpu", False)
+    assert np.abs(tiled - whole).max() < 1e-5
+
+
+# --------------------------------------------------------------------------- Python API
+
+@pytest.mark.parametrize("plane_axis", [0, 1, 2])
+def test_super_resolve_volume_with_bicubic_model(plane_axis):
+    vol = np.random.default_rng(2).random((9, 11, 6)).astype(np.float32)
+    out = infer.super_resolve_volume(vol, InferTestBicubic(3), 3, plane_axis=plane_axis, batch=2,
+                                     bf16=False)
+    expected = [n * (1 if ax == plane_axis else 3) for ax, n in enumerate(vol.shape)]
+    assert out.dtype == np.float32 and list(out.shape) == expected
+    np.testing.assert_allclose(out, _bicubic_reference(vol, 3, plane_axis), atol=1e-5)
+    # bicubic commutes with flips and transposes: the x8 self-ensemble gives it back
+    ens = infer.super_resolve_volume(vol, InferTestBicubic(3), 3, plane_axis=plane_axis,
+                                     self_ensemble=True, bf16=False)
+    np.testing.assert_allclose(ens, out, atol=1e-5)
+
+
+def test_super_resolve_volume_batches_agree_and_reject_bad_input():
+    torch.manual_seed(0)
+    net = W2AMSN(num_feat=4, num_block=1, upscale=2)
+    vol = np.random.default_rng(3).random((6, 20, 17)).astype(np.float32)
+    one = infer.super_resolve_volume(vol, net, 2, plane_axis=0, batch=1, bf16=False)
+    six = infer.super_resolve_volume(vol, net, 2, plane_axis=0, batch=6, bf16=False)
+    np.testing.assert_allclose(one, six, atol=1e-5)
+    with pytest.raises(ValueError, match="NaN"):
+        infer.super_resolve_volume(np.where(vol > 0.99, np.nan, vol), net, 2)
+    with pytest.raises(ValueError, match="3-D"):
+        infer.super_resolve_volume(vol[0], net, 2)
+    with pytest.raises(ValueError, match="expected"):  # a x2 network called as x3
+        infer.super_resolve_volume(vol, net, 3, bf16=False)
+
+
+def test_load_model_prefers_params_ema_and_reports_bad_files(tmp_path):
+    torch.manual_seed(0)
+    opt = {**TINY, "upscale": 2}
+    ema = W2AMSN(**{k: v for k, v in opt.items() if k != "type"})
+    weights = _experiment(tmp_path / "exp", TINY, 2)
+    torch.save({"params": W2AMSN(num_feat=4, num_block=1).state_dict(),
+                "params_ema": ema.state_dict()}, weights)
+    net, scale = infer.load_model(weights)
+    assert scale == 2 and not net.training
+    for name, value in ema.state_dict().items():
+        torch.testing.assert_close(net.state_dict()[name], value)
+    net2, _ = infer.load_model(weights, opt={"scale": 2, "network_g": opt})
+    assert isinstance(net2, W2AMSN)
+
+    with pytest.raises(infer.InferenceError, match="not found"):
+        infer.load_model(tmp_path / "missing.pth")
+    lonely = tmp_path / "lonely" / "net.pth"
+    lonely.parent.mkdir()
+    torch.save({"params": ema.state_dict()}, lonely)
+    with pytest.raises(infer.InferenceError, match="pass --opt"):
+        infer.load_model(lonely)
+    (tmp_path / "bad.yml").write_text("name: x\nscale: 2\n")
+    with pytest.raises(infer.InferenceError, match="network_g"):
+        infer.load_model(weights, opt=tmp_path / "bad.yml")
+    with pytest.raises(infer.InferenceError, match="disagree"):
+        infer.load_model(weights, opt={"scale": 3, "network_g": opt})
+    with pytest.raises(infer.InferenceError, match="do not fit"):
+        infer.load_model(weights, opt={"scale": 2, "network_g": {**opt, "num_feat": 8}})
+
+
+# --------------------------------------------------------------------------- the CLI
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
+def test_cli_shapes_affines_and_codes(colin_crop, tiny_weights, tmp_path, scale, plane):
+    out_path = tmp_path / "sr.nii.gz"
+    assert _infer("--input", colin_crop, "--output", out_path, "--weights", tiny_weights[scale],
+                  "--plane", plane) == 0
+    src, out = nib.load(colin_crop), nib.load(out_path)
+    scales = [1 if ax == geo.PLANES[plane] else scale for ax in range(3)]  # input is RAS
+    assert out.shape == tuple(n * s for n, s in zip(src.shape, scales))
+    assert out.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(out.header.get_zooms(), np.array(src.header.get_zooms()) / scales)
+    assert (int(out.header["qform_code"]), int(out.header["sform_code"])) == (1, 4)
+    vox = geo.upscale_voxel_map(scales)
+    np.testing.assert_allclose(out.header.get_sform(), src.header.get_sform() @ vox, atol=1e-5)
+    np.testing.assert_allclose(out.header.get_qform(), src.header.get_qform() @ vox, atol=1e-5)
+    for aff in ("get_sform", "get_qform"):
+        np.testing.assert_allclose(
+            geo.voxel_corners_world(getattr(out.header, aff)(), out.shape),
+            geo.voxel_corners_world(getattr(src.header, aff)(), src.shape), atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.int16, np.uint16])
+def test_cli_bicubic_model_gives_bicubic_in_input_units(colin_crop, bicubic_weights, tmp_path,
+                                                        dtype):
+    """Identity-like model -> MATLAB bicubic of the input, bright voxels above the
+    normalisation percentile included, in the input's units and dtype."""
+    src = nib.load(colin_crop)
+    data = np.asanyarray(src.dataobj).astype(np.float32)
+    data = {np.float32: data * 3.7 + 0.25, np.uint8: data, np.int16: data * 40 - 1000,
+            np.uint16: data * 250}[dtype].astype(dtype)
+    lr = _save_like(colin_crop, data, tmp_path / "lr.nii.gz")
+    out_path = tmp_path / "sr.nii.gz"
+    assert _infer("--input", lr, "--output", out_path, "--weights", bicubic_weights[3]) == 0
+    out = nib.load(out_path)
+    assert out.get_data_dtype() == dtype
+    got = np.asanyarray(out.dataobj)
+    ref = _bicubic_reference(data, 3, plane_axis=2)
+    assert data.max() > np.percentile(data, 99.5)  # the crop has voxels above the clip
+    if dtype == np.float32:
+        np.testing.assert_allclose(got, ref, atol=1e-4 * np.abs(data).max())
+    else:
+        info = np.iinfo(dtype)
+        diff = np.abs(got.astype(np.int64) - np.clip(np.rint(ref), info.min, info.max))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_cli_non_canonical_orientation_round_trip(colin_crop, bicubic_weights, tmp_path):
+    """An LPI-like, axis-permuted copy of the crop gives the same voxels in the world, in its
+    own orientation, as the RAS original."""
+    src = nib.load(colin_crop)
+    data = np.asanyarray(src.dataobj)
+    to_pil = orientations.ornt_transform(orientations.axcodes2ornt("RAS"),
+                                         orientations.axcodes2ornt("PIL"))
+    pil_data = orientations.apply_orientation(data, to_pil)
+    pil_aff = src.affine @ orientations.inv_ornt_aff(to_pil, data.shape)
+    lr = _save_like(colin_crop, np.ascontiguousarray(pil_data), tmp_path / "pil.nii.gz", pil_aff)
+    assert nib.aff2axcodes(nib.load(lr).affine) == ("P", "I", "L")
+    for path in (colin_crop, lr):
+        assert _infer("--input", path, "--output", tmp_path / f"sr_{path.name}",
+                      "--weights", bicubic_weights[2], "--plane", "coronal") == 0
+    ras, pil = (nib.load(tmp_path / f"sr_{p.name}") for p in (colin_crop, lr))
+    assert nib.aff2axcodes(pil.affine) == ("P", "I", "L")
+    np.testing.assert_allclose(pil.header.get_zooms(), [1.0, 0.5, 0.5])  # P kept, I and L halved
+    back = nib.as_closest_canonical(pil)
+    np.testing.assert_array_equal(np.asanyarray(back.dataobj), np.asanyarray(ras.dataobj))
+    np.testing.assert_allclose(back.affine, ras.affine, atol=1e-4)
+    np.testing.assert_allclose(geo.voxel_corners_world(pil.affine, pil.shape),
+                               geo.voxel_corners_world(pil_aff, pil_data.shape), atol=1e-4)
+
+
+def test_cli_4d_input(colin_crop, bicubic_weights, tmp_path, capsys):
+    data = np.asanyarray(nib.load(colin_crop).dataobj)
+    series = _save_like(colin_crop, np.stack([data, 255 - data], axis=-1), tmp_path / "4d.nii.gz")
+    args = ("--input", series, "--weights", bicubic_weights[2])
+    assert _infer(*args, "--output", tmp_path / "a.nii.gz") == 2
+    assert "4-D file with 2 volumes; pick one with --volume-index" in capsys.readouterr().err
+    assert _infer(*args, "--output", tmp_path / "b.nii.gz", "--volume-index", "5") == 2
+    assert _infer(*args, "--output", tmp_path / "c.nii.gz", "--volume-index", "1") == 0
+    single = _save_like(colin_crop, (255 - data)[..., None], tmp_path / "4d1.nii.gz")
+    assert _infer("--input", single, "--weights", bicubic_weights[2],
+                  "--output", tmp_path / "d.nii.gz") == 0
+    c, d = (nib.load(tmp_path / f"{n}.nii.gz") for n in "cd")
+    assert c.shape == d.shape == (74, 86, 5)
+    np.testing.assert_array_equal(np.asanyarray(c.dataobj), np.asanyarray(d.dataobj))
+
+
+def test_cli_user_errors_are_one_line(colin_crop, tiny_weights, tmp_path, capsys):
+    data = np.asanyarray(nib.load(colin_crop).dataobj).astype(np.float32)
+    data[3, 4, 2] = np.nan
+    nan_path = _save_like(colin_crop, data, tmp_path / "nan.nii.gz")
+    cases = [
+        (("--input", nan_path, "--output", tmp_path / "o.nii.gz"), "1 NaN/inf voxels"),
+        (("--input", tmp_path / "none.nii", "--output", tmp_path / "o.nii.gz"), "not found"),
+        (("--input", colin_crop, "--output", tmp_path / "o.img"), "must end with .nii"),
+    ]
+    for args, message in cases:
+        assert _infer(*args, "--weights", tiny_weights[2]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.startswith("w2amsn infer: error:") and "\n" not in err
+    assert not (tmp_path / "o.nii.gz").exists()
+
+
+def test_cli_dry_run_prints_plan_and_writes_nothing(colin_crop, tiny_weights, tmp_path, capsys):
+    out_path = tmp_path / "sr.nii.gz"
+    assert w2amsn_main(["infer", "--input", str(colin_crop), "--output", str(out_path),
+                        "--weights", str(tiny_weights[2]), "--dry-run", "--max-pixels", "400",
+                        "--tile-overlap", "4"]) == 0
+    text = capsys.readouterr().out
+    assert not out_path.exists()
+    for part in ("shape 37x43x5", "voxel 1x1x1 mm, RAS", "5 slices of 37x43", "x2",
+                 "shape 74x86x5, voxel 0.5x0.5x1 mm, uint8", "W2AMSN", "bf16", "tiles of 12 px"):
+        assert part in text, part
+
+
+def test_cli_analyze_input_writes_nifti(colin_crop, tiny_weights, tmp_path):
+    src = nib.load(colin_crop)
+    analyze = tmp_path / "lr.img"
+    nib.save(nib.AnalyzeImage(np.asanyarray(src.dataobj).astype(np.int16), src.affine), analyze)
+    out_path = tmp_path / "sr.nii"
+    assert _infer("--input", analyze, "--output", out_path, "--weights", tiny_weights[2]) == 0
+    out = nib.load(out_path)
+    assert isinstance(out, nib.Nifti1Image) and out.get_data_dtype() == np.int16
+    lr_img = nib.load(analyze)
+    np.testing.assert_allclose(geo.voxel_corners_world(out.affine, out.shape),
+                               geo.voxel_corners_world(lr_img.affine, lr_img.shape), atol=1e-4)
+
+
+# --------------------------------------------------------------------------- device_caps
+
+def test_device_caps_report_this_machine():
+    assert device_caps.cpu_capability()
+    assert device_caps.cpu_model()
+    assert isinstance(device_caps.native_bf16("cpu"), bool)
+    assert device_caps.resolve_bf16(False, "cpu") is False
+    assert device_caps.resolve_bf16(None, "cpu") is device_caps.native_bf16("cpu")
+    assert "cpu" in device_caps.describe_device("cpu")
+
+
+def test_explicit_bf16_on_emulating_cpu_warns_once(monkeypatch):
+    monkeypatch.setattr(device_caps, "native_bf16", lambda device="cpu": False)
+    monkeypatch.setattr(device_caps, "_warned_slow_bf16", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert device_caps.resolve_bf16(True, "cpu") is True
+        assert device_caps.resolve_bf16(True, "cpu") is True
+        assert device_caps.resolve_bf16(None, "cpu") is False
+    assert len(caught) == 1 and "slower" in str(caught[0].message)
+    assert "\n" not in str(caught[0].message)
