@@ -1,0 +1,118 @@
+"""Paired LR/HR MR slices from the databases of ``scripts/make_ixi_lmdb.py`` (paper section
+IV-A; DESIGN.md section 4), registered in BasicSR's ``DATASET_REGISTRY`` as ``IXIPairedDataset``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_lmdb
+from basicsr.data.transforms import augment, paired_random_crop
+from basicsr.utils import FileClient
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from .ixi import parse_slice_key
+from .png16 import decode_png
+
+__all__ = ["IXIPairedDataset"]
+
+
+@DATASET_REGISTRY.register()
+class IXIPairedDataset(data.Dataset):
+    """1-channel, 16-bit paired LR/HR MR slices (W²AMSN paper, section IV-A).
+
+    Like BasicSR's ``PairedImageDataset`` but for grayscale 16-bit PNG values: images are decoded
+    to float32 in [0, 1] (16-bit / 65535; 8-bit PNGs from a folder / 255) and returned as
+    ``1 x h x w`` tensors, never converted to 3 channels or divided by 255.
+
+    Args:
+        opt (dict): BasicSR dataset options:
+            dataroot_gt (str): HR LMDB (``IXI_<MOD>_<split>_HR.lmdb``) or folder of
+                ``<key>.png`` files.
+            dataroot_lq (str): LR LMDB/folder with the same keys.
+            io_backend (dict): ``{type: lmdb}`` or ``{type: disk}`` (folders).
+            scale (int): LR scale (BasicSR adds it from the top-level ``scale``).
+            phase (str): ``train`` crops and augments; anything else returns whole slices.
+            gt_size (int): HR patch size for training (a multiple of ``scale``; the paper's LR
+                patch is 32, so ``32 * scale``).
+            use_hflip (bool): random horizontal flips in training. Default: True.
+            use_rot (bool): random 90-degree rotations / vertical flips in training. Default: True.
+            filename_tmpl (str): folder mode, LR file name template. Default: ``'{}'``.
+
+    Items: ``lq`` (1xhxw float32), ``gt`` (1xHxW), ``lq_path``/``gt_path`` (the LMDB key, or the
+    file path in folder mode), ``key`` (e.g. ``IXI002-Guys-0828_T1_s042``), ``subject``
+    (``IXI002-Guys-0828``), ``modality`` (``T1``) and ``slice_index`` (42), so a tester can
+    aggregate per volume. The LMDB environments are opened on first access, once per
+    dataloader worker (BasicSR's ``FileClient``).
+    """
+
+    def __init__(self, opt: dict):
+        super().__init__()
+        self.opt = opt
+        self.io_backend_opt = dict(opt["io_backend"])
+        self.backend = self.io_backend_opt.pop("type")
+        self.scale = int(opt["scale"])
+        self.gt_folder, self.lq_folder = str(opt["dataroot_gt"]), str(opt["dataroot_lq"])
+        self.file_client: FileClient | None = None
+        if opt.get("phase") == "train":
+            gt_size = int(opt["gt_size"])
+            if gt_size % self.scale:
+                raise ValueError(f"gt_size {gt_size} is not a multiple of scale {self.scale}")
+        for folder in (self.gt_folder, self.lq_folder):
+            if not Path(folder).is_dir():
+                raise FileNotFoundError(f"{folder}: dataset folder does not exist")
+        if self.backend == "lmdb":
+            self.io_backend_opt["db_paths"] = [self.lq_folder, self.gt_folder]
+            self.io_backend_opt["client_keys"] = ["lq", "gt"]
+            self.paths = paired_paths_from_lmdb([self.lq_folder, self.gt_folder], ["lq", "gt"])
+        else:
+            self.paths = paired_paths_from_folder([self.lq_folder, self.gt_folder], ["lq", "gt"],
+                                                  opt.get("filename_tmpl", "{}"))
+        if not self.paths:
+            raise ValueError(f"{self.gt_folder}: dataset is empty")
+        self.keys = [self._key(p["gt_path"]) for p in self.paths]
+        self.slices = []  # (subject, modality, slice index) per item
+        for key in self.keys:
+            try:
+                self.slices.append(parse_slice_key(key))
+            except ValueError as err:
+                raise ValueError(f"{self.gt_folder}: {err}") from None
+
+    def _key(self, path: str) -> str:
+        return path if self.backend == "lmdb" else Path(path).name.rsplit(".", 1)[0]
+
+    def _read(self, path: str, client_key: str) -> np.ndarray:
+        img = decode_png(self.file_client.get(path, client_key), path)
+        return img[:, :, None]
+
+    def __getitem__(self, index: int) -> dict:
+        if self.file_client is None:  # opened lazily: once per dataloader worker
+            self.file_client = FileClient(self.backend, **self.io_backend_opt)
+        gt_path = self.paths[index]["gt_path"]
+        lq_path = self.paths[index]["lq_path"]
+        img_gt = self._read(gt_path, "gt")
+        img_lq = self._read(lq_path, "lq")
+        if img_gt.shape[:2] != (img_lq.shape[0] * self.scale, img_lq.shape[1] * self.scale):
+            raise ValueError(f"{gt_path}: GT shape {img_gt.shape[:2]} is not {self.scale}x the "
+                             f"LQ shape {img_lq.shape[:2]} ({lq_path})")
+        if self.opt.get("phase") == "train":
+            img_gt, img_lq = paired_random_crop(img_gt, img_lq, int(self.opt["gt_size"]),
+                                                self.scale, gt_path)
+            img_gt, img_lq = augment([img_gt, img_lq], self.opt.get("use_hflip", True),
+                                     self.opt.get("use_rot", True))
+        subject, modality, slice_index = self.slices[index]
+        return {
+            "lq": _to_tensor(img_lq), "gt": _to_tensor(img_gt), "lq_path": lq_path,
+            "gt_path": gt_path, "key": self.keys[index], "subject": subject,
+            "modality": modality, "slice_index": slice_index,
+        }
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    """HxWx1 float32 array -> 1xHxW tensor (a copy: crops and flips may be views)."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))

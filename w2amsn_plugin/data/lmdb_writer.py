@@ -1,0 +1,105 @@
+"""BasicSR-compatible LMDB databases of 16-bit PNG slices: write, verify, publish.
+
+Layout (BasicSR's ``paired_paths_from_lmdb``, ``basicsr/data/data_util.py``): a folder
+``NAME.lmdb`` holding ``data.mdb``, ``lock.mdb`` and ``meta_info.txt`` whose lines read
+``KEY.png (h,w,1) compress_level``; BasicSR takes ``line.split('.')[0]`` as the key, so keys have no
+dots. A database is built under a temporary name, verified (every value decodes to the expected
+shape) and only then moved into place with :func:`os.replace`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import lmdb
+
+from .png16 import decode_png
+
+__all__ = ["lmdb_map_size", "LmdbWriter", "verify_lmdb", "write_meta_info", "read_meta_keys"]
+
+_PAGE = 4096
+
+
+def lmdb_map_size(n_values: int, height: int, width: int) -> int:
+    """Map size for ``n_values`` 16-bit ``height x width`` PNGs.
+
+    Upper bound: raw 16-bit size (PNG of MR slices is ~2x smaller; zlib's worst-case growth is
+    < 1 %) plus one page per value for LMDB's overflow-page rounding, x1.25, plus 16 MiB for the
+    B-tree. The map is only reserved address space: the file grows with what is written.
+    """
+    per_value = 2 * height * width + height + 1024 + _PAGE
+    return int(n_values * per_value * 1.25) + (16 << 20)
+
+
+class LmdbWriter:
+    """Append-only writer of one LMDB database; one transaction per :meth:`put_many`."""
+
+    def __init__(self, path: str | os.PathLike, map_size: int):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._env = lmdb.open(str(self.path), map_size=map_size, subdir=True, meminit=False,
+                              map_async=False)
+
+    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Write ``(key, value)`` pairs atomically (overwriting keys that exist)."""
+        items = list(items)
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    for key, value in items:
+                        txn.put(key.encode("ascii"), value)
+                return
+            except lmdb.MapFullError:  # estimate too small: grow and retry the transaction
+                self._env.set_mapsize(self._env.info()["map_size"] * 2)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Delete ``keys`` (missing ones are ignored) in one transaction."""
+        with self._env.begin(write=True) as txn:
+            for key in keys:
+                txn.delete(key.encode("ascii"))
+
+    def close(self) -> None:
+        self._env.sync(True)
+        self._env.close()
+
+
+def verify_lmdb(path: str | os.PathLike, shape: tuple[int, int]) -> tuple[list[str], list[str]]:
+    """Decode every value of the database at ``path``; return ``(sorted keys, problems)``.
+
+    A problem line names the database and key of a value that does not decode as a grayscale
+    16-bit PNG of ``shape`` (h, w).
+    """
+    path = Path(path)
+    keys: list[str] = []
+    problems: list[str] = []
+    env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, subdir=True)
+    try:
+        with env.begin(write=False) as txn:
+            for raw_key, value in txn.cursor():
+                key = raw_key.decode("ascii")
+                keys.append(key)
+                try:
+                    img = decode_png(bytes(value), f"{path.name}:{key}")
+                except ValueError as err:
+                    problems.append(str(err))
+                    continue
+                if img.shape != tuple(shape):
+                    problems.append(f"{path.name}:{key}: shape {img.shape}, expected {shape}")
+    finally:
+        env.close()
+    return sorted(keys), problems
+
+
+def write_meta_info(path: str | os.PathLike, keys: Iterable[str], shape: tuple[int, int],
+                    compress_level: int) -> None:
+    """Write BasicSR's ``meta_info.txt``: ``KEY.png (h,w,1) compress_level`` per key."""
+    h, w = shape
+    lines = [f"{key}.png ({h},{w},1) {compress_level}\n" for key in keys]
+    Path(path, "meta_info.txt").write_text("".join(lines))
+
+
+def read_meta_keys(path: str | os.PathLike) -> list[str]:
+    """Keys listed in ``meta_info.txt`` of an LMDB folder, read as BasicSR reads them."""
+    with open(Path(path, "meta_info.txt")) as fin:
+        return [line.split(".")[0] for line in fin if line.strip()]
