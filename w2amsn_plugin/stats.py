@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -146,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
     if min(size) < 1 or min(args.scale) < 1:
         print("w2amsn stats: --scale and --size must be positive integers")
         return 2
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        print(f"w2amsn stats: cannot write {args.json}: its folder does not exist")
+        return 1
     models = _model_rows(list(args.scale), size)
     widths = _width_rows(size)
     print(_format(models, widths, size))
