@@ -33,6 +33,7 @@ setup(
         "scipy",
         "tqdm",
         "matplotlib",
+        "tensorboard",  # BasicSR's tb_logger (use_tb_logger: true in our options)
     ],
     extras_require={"test": ["pytest>=7", "scikit-image>=0.20"]},
     entry_points={
