@@ -109,7 +109,8 @@ def _ssim_map(sr: np.ndarray, gt: np.ndarray) -> np.ndarray:
     r = _SSIM_RADIUS
     mu_x, mu_y, xx, yy, xy = np.moveaxis(cv2.filter2D(stats, -1, _SSIM_WINDOW)[r:-r, r:-r], -1, 0)
     var_x, var_y, cov = xx - mu_x * mu_x, yy - mu_y * mu_y, xy - mu_x * mu_y
-    return ((2 * mu_x * mu_y + _C1) * (2 * cov + _C2)) / ((mu_x * mu_x + mu_y * mu_y + _C1) * (var_x + var_y + _C2))
+    numerator = (2 * mu_x * mu_y + _C1) * (2 * cov + _C2)
+    return numerator / ((mu_x * mu_x + mu_y * mu_y + _C1) * (var_x + var_y + _C2))
 
 
 @METRIC_REGISTRY.register()
