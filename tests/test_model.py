@@ -12,6 +12,7 @@ import functools
 import logging
 import math
 import re
+import warnings
 from pathlib import Path
 
 import cv2
@@ -207,6 +208,22 @@ def test_self_ensemble_option(tmp_path):
     assert "| Bicubic | W2AMSN+ |" in (tmp_path / "results" / "toy_table.md").read_text()
 
 
+def test_bf16_and_channels_last_options(tmp_path):
+    lq = _loader().dataset[1]["lq"][None]
+    outputs = {}
+    for val in ({}, {"bf16": True}, {"channels_last": True}):
+        model = _model(tmp_path, **val)
+        model.feed_data({"lq": lq})
+        with warnings.catch_warnings():  # "bf16 is emulated" on CPUs without native bf16
+            warnings.simplefilter("ignore", RuntimeWarning)
+            model.test()
+        outputs[tuple(val)] = model.output
+        assert model.output.dtype == torch.float32
+    torch.testing.assert_close(outputs[("channels_last",)], outputs[()], atol=1e-5, rtol=0)
+    bf16_error = (outputs[("bf16",)] - outputs[()]).abs().max()
+    assert 0 < bf16_error < 0.05  # bf16 really ran, and stayed close
+
+
 def test_tables_of_several_runs_merge_into_one_table_iii(tmp_path):
     runs = []
     for i, val in enumerate(({}, {"self_ensemble": True})):
@@ -275,6 +292,7 @@ def test_best_checkpoint_follows_foreground_psnr(tmp_path, basicsr_log):
 
 
 @pytest.mark.parametrize("val, message", [({"self_ensemble": "yes"}, "self_ensemble"),
+                                          ({"bf16": "maybe"}, "bf16"),
                                           ({"best_metric": "psnr_typo"}, "best_metric: psnr_typo")])
 def test_bad_val_options_raise_one_clear_error(tmp_path, val, message):
     with pytest.raises(ValueError, match=message):

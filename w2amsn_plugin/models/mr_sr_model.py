@@ -17,6 +17,10 @@ Options under ``val:`` besides BasicSR's (``val_freq``, ``save_img``, ``suffix``
 ``metrics``):
 
 - ``self_ensemble`` (bool, False): x8 self-ensemble in test and validation.
+- ``bf16`` (true | false | auto, False): bf16 autocast in ``test``; ``auto`` = where the device
+  computes bf16 natively (:func:`w2amsn_plugin.device_caps.resolve_bf16`). Metrics still see a
+  float32 output, but bf16 costs PSNR: keep it off for numbers you report.
+- ``channels_last`` (bool, False): the network and the LQ batch in channels_last memory format.
 - ``uint8_metrics`` (bool, False): round SR, bicubic and GT to uint8 before every metric, as
   BasicSR does (reproduces BasicSR's numbers). Metrics not in
   :data:`w2amsn_plugin.metrics.FLOAT_METRICS` (BasicSR's own, which assume [0, 255]) always get
@@ -53,6 +57,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor
 from tqdm import tqdm
 
+from .. import device_caps
 from ..metrics import FLOAT_METRICS
 from .results_table import BICUBIC, slice_rows, table_iii_markdown, volume_rows, write_csv, write_text
 from .self_ensemble import self_ensemble
@@ -61,7 +66,8 @@ from .volume_scores import SliceScores, aggregate_volumes, set_means
 __all__ = ["MRSRModel"]
 
 _KEY_RE = re.compile(r"^(?P<subject>.+)_(?P<modality>[A-Za-z0-9]+)_s(?P<slice>\d+)$")
-_BOOL_OPTIONS = {"self_ensemble": False, "uint8_metrics": False, "bicubic_reference": True}
+_BOOL_OPTIONS = {"self_ensemble": False, "uint8_metrics": False, "bicubic_reference": True,
+                 "channels_last": False}
 _BEST_FILE = "net_g_best.pth"
 
 
@@ -96,6 +102,8 @@ class MRSRModel(SRModel):
         for name, default in _BOOL_OPTIONS.items():
             if not isinstance(val.get(name, default), bool):
                 raise ValueError(f"options 'val: {name}' must be true or false, got {val[name]!r}")
+        if not (isinstance(val.get("bf16", False), bool) or val["bf16"] == "auto"):
+            raise ValueError(f"options 'val: bf16' must be true, false or auto, got {val['bf16']!r}")
         metrics = val.get("metrics") or {}
         fg_psnr = [name for name, m in metrics.items() if m.get("type") == "calculate_psnr_fg"]
         self.best_metric = val.get("best_metric", fg_psnr[0] if fg_psnr else None)
@@ -104,19 +112,27 @@ class MRSRModel(SRModel):
                              f"val.metrics ({', '.join(metrics) or 'none'})")
         self._best_dataset: str | None = None
         super().__init__(opt)
+        bf16 = val.get("bf16", False)
+        self._bf16 = device_caps.resolve_bf16(None if bf16 == "auto" else bf16, self.device)
+        if val.get("channels_last", False):
+            self.net_g.to(memory_format=torch.channels_last)
 
     # -- inference -------------------------------------------------------------------------
     def _val_opt(self, name: str, default: Any = None) -> Any:
         return (self.opt.get("val") or {}).get(name, default)
 
     def test(self) -> None:
-        """Forward ``self.lq`` in eval mode without gradients (x8 self-ensemble if asked)."""
+        """Forward ``self.lq`` in eval mode without gradients (x8 self-ensemble, bf16 autocast,
+        channels_last if asked); ``self.output`` is float32."""
         net = self.net_g_ema if hasattr(self, "net_g_ema") else self.get_bare_model(self.net_g)
         was_training = net.training
         net.eval()
-        with torch.no_grad():
-            ensemble = self._val_opt("self_ensemble", False)
-            self.output = self_ensemble(net, self.lq) if ensemble else net(self.lq)
+        lq = self.lq
+        if self._val_opt("channels_last", False):
+            lq = lq.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad(), torch.autocast(self.device.type, torch.bfloat16, enabled=self._bf16):
+            out = self_ensemble(net, lq) if self._val_opt("self_ensemble", False) else net(lq)
+        self.output = out.float()
         net.train(was_training)
 
     # -- validation ------------------------------------------------------------------------
