@@ -193,6 +193,21 @@ def test_w2amsn_global_part_equals_eqs_4_7_8() -> None:
     torch.testing.assert_close(net(x), y)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("grad", [False, True])
+def test_folded_global_attention_equals_layer_by_layer(channels_last: bool, grad: bool) -> None:
+    """fold_global (C1g and the global NCAB as one per-sample 1x1 map) is the same function."""
+    net = W2AMSN(num_feat=4, num_block=3, widen=2).eval()
+    ref = copy.deepcopy(net)
+    ref.fold_global = False
+    x = torch.rand(2, 1, 9, 11)
+    if channels_last:
+        net, ref = net.to(memory_format=torch.channels_last), ref.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    with torch.set_grad_enabled(grad):
+        torch.testing.assert_close(net(x), ref(x), rtol=1e-5, atol=1e-6)
+
+
 # ---- parameter counts (the README's figures), BasicSR construction --------------------------
 def test_default_parameter_count_is_the_readme_figure() -> None:
     with torch.device("meta"):

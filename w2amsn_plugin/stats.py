@@ -6,10 +6,11 @@ FLOPs / 2) on a forward pass over the ``meta`` device, so nothing is computed or
 count takes well under a second. Two MAC columns are printed:
 
 - ``MACs``: what our forward pass executes.
-- ``MACs (nominal)``: every layer counted at the resolution it is drawn at in the paper, i.e. the
-  upper 1x1 conv of each NCAB over the whole feature map (eq. 5). Ours pools first, which is the
-  same function (see :class:`~w2amsn_plugin.archs.w2amsn_blocks.NCAB`). Table II follows this
-  convention (its MACs are params x 120 x 120). The two columns differ only for W²AMSN.
+- ``MACs (nominal)``: every layer of the paper run as drawn: each NCAB's upper 1x1 conv over the
+  whole feature map (eq. 5) and the global NCAB's lower 1x1 conv before C1g (eqs. 6-8). Ours
+  pools first and folds the global NCAB into C1g, the same function (see
+  :class:`~w2amsn_plugin.archs.w2amsn_blocks.NCAB` and ``W2AMSN.fold_global``). Table II follows
+  this convention (its MACs are params x 120 x 120). The two columns differ only for W²AMSN.
 
 A second table gives W²AMSN's size for candidate S2/W2 output widths (``mid_feat``, eq. 10): the
 evidence for the default width (README, "Model size").
@@ -27,6 +28,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .archs.presets import PRESETS, preset
+from .archs.w2amsn_arch import W2AMSN
 from .archs.w2amsn_blocks import NCAB
 
 __all__ = ["TABLE_II", "configure_parser", "count", "run"]
@@ -47,17 +49,26 @@ def _build(opt: dict[str, Any]) -> nn.Module:
         return ARCH_REGISTRY.get(kwargs.pop("type"))(**kwargs)
 
 
+def _reference_mode(net: nn.Module, on: bool) -> bool:
+    """Switch W²AMSN's exact shortcuts off (``on``) or back on; True if the net has any."""
+    found = False
+    for module in net.modules():
+        if isinstance(module, NCAB):
+            module.pool_first, found = not on, True
+        if isinstance(module, W2AMSN):
+            module.fold_global, found = not on, True
+    return found
+
+
 def count(opt: dict[str, Any], size: tuple[int, int] = (120, 120)) -> dict[str, int]:
     """Parameters and MACs (executed and nominal, see module doc) of the network ``opt``
     (a BasicSR ``network_g`` dict) on one ``num_in_ch`` x H x W input."""
     net = _build(opt).eval()
     x = torch.empty(1, opt.get("num_in_ch", 1), *size, device="meta")
-    ncabs = [m for m in net.modules() if isinstance(m, NCAB)]
     macs = {}
-    for key, pool_first in (("macs", True), ("macs_nominal", False)):
-        for module in ncabs:
-            module.pool_first = pool_first
-        if key == "macs_nominal" and not ncabs:
+    for key in ("macs", "macs_nominal"):
+        has_shortcuts = _reference_mode(net, on=key == "macs_nominal")
+        if key == "macs_nominal" and not has_shortcuts:
             macs[key] = macs["macs"]
             continue
         with torch.no_grad(), FlopCounterMode(display=False) as counter:

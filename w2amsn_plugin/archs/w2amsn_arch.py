@@ -7,7 +7,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from .w2amsn_blocks import ATTENTION_KINDS, W2AMSB, PixelShuffleUpsampler, make_attention
+from .w2amsn_blocks import ATTENTION_KINDS, NCAB, W2AMSB, PixelShuffleUpsampler, make_attention
 
 __all__ = ["W2AMSN"]
 
@@ -49,6 +49,12 @@ class W2AMSN(nn.Module):
             Default: 'ncab'.
         res_scale (float): Residual scaling of each block before its local skip (the paper's
             conclusion mentions it; 1 is eq. 13). Default: 1.
+
+    Attributes:
+        fold_global (bool): With global NCAB, compute C1g(F_A(x_c)) as one per-sample 1x1 map
+            ``(G diag(w_a) C1l + G) x_c`` (eqs. 6-8 are linear in x_c once w_a is known): the
+            same function without the (t+1)a x (t+1)a lower conv and without two more
+            (t+1)a-channel maps in memory. False runs the layers one by one. Default: True.
     """
 
     def __init__(self, num_in_ch: int = 1, num_out_ch: int = 1, num_feat: int = 32,
@@ -83,6 +89,7 @@ class W2AMSN(nn.Module):
         self.global_fusion = nn.Conv2d(concat_feat, num_feat, 1)
         self.upsample = PixelShuffleUpsampler(upscale, num_feat)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, padding=1)
+        self.fold_global = True
 
     def _concat_features(self, x_s: torch.Tensor) -> torch.Tensor:
         """Run the blocks and return x_c = [x_0, ..., x_t] (eqs. 2-4).
@@ -105,7 +112,24 @@ class W2AMSN(nn.Module):
             x_c[:, i * a:(i + 1) * a].copy_(x)
         return x_c
 
+    def _attend_and_fuse(self, x_c: torch.Tensor) -> torch.Tensor:
+        """C1g(F_A(x_c)) of eqs. 7-8 (global attention, then the 1x1 conv to a channels)."""
+        att = self.global_attention
+        if not (self.fold_global and isinstance(att, NCAB)):
+            return self.global_fusion(att(x_c))
+        n, c, h, w = x_c.shape
+        w_a = att.attention_weights(x_c).view(n, 1, c)
+        g = self.global_fusion.weight.view(-1, c)
+        g_w = g * w_a                                                    # G diag(w_a), (n, a, C)
+        m = torch.matmul(g_w, att.lower.weight.view(c, c)) + g           # (n, a, C)
+        bias = torch.matmul(g_w, att.lower.bias) + self.global_fusion.bias  # (n, a)
+        flat = x_c.flatten(2)                                            # (n, C, HW), a view
+        if x_c.is_contiguous():
+            return torch.baddbmm(bias.unsqueeze(2), m, flat).view(n, -1, h, w)
+        out = torch.baddbmm(bias.unsqueeze(1), flat.transpose(1, 2), m.transpose(1, 2))
+        return out.view(n, h, w, -1).permute(0, 3, 1, 2)                 # channels_last
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_s = self.sfe(x)
-        x_a = self.global_attention(self._concat_features(x_s))
-        return self.conv_last(self.upsample(self.global_fusion(x_a) + x_s))
+        fused = self._attend_and_fuse(self._concat_features(x_s))
+        return self.conv_last(self.upsample(fused + x_s))
