@@ -5,7 +5,7 @@ Differences from ``basicsr.models.sr_model.SRModel`` (tracked: BasicSR 1.4.2):
 - ``test`` runs on the bare network (no DDP wrapper, see notes/basicsr.md), restores the train/eval
   mode it found, and with ``val.self_ensemble: true`` averages the x8 geometric self-ensemble
   (W²AMSN+ in Table III).
-- ``nondist_validation`` (replaces sr_model.py:139-205) scores the float output clamped to
+- ``nondist_validation`` (replaces sr_model.py:136-201) scores the float output clamped to
   [0, 1], not BasicSR's uint8 ``tensor2img`` image; aggregates per slice -> per volume -> per set
   (:mod:`.volume_scores`); scores MATLAB-bicubic on the same slices as a reference; saves 16-bit
   PNGs; writes per-slice/per-volume CSVs and a Table III Markdown. The logged/tensorboard
@@ -163,7 +163,7 @@ class MRSRModel(SRModel):
         imwrite((sr.squeeze(0).numpy() * 65535.0).round().astype(np.uint16), path)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img) -> None:
-        """Validate on ``dataloader`` (replaces BasicSR 1.4.2 sr_model.py:139-205; module doc)."""
+        """Validate on ``dataloader`` (replaces BasicSR 1.4.2 sr_model.py:136-201; module doc)."""
         dataset_name = dataloader.dataset.opt["name"]
         metrics = self._val_opt("metrics") or {}
         bicubic = self._val_opt("bicubic_reference", True)
