@@ -136,7 +136,7 @@ def test_attention_kinds_land_in_place(block: str, glob: str) -> None:
 
 @pytest.mark.parametrize("bad", [{"block_attention": "se"}, {"global_attention": "NCAB"},
                                  {"upscale": 0}, {"upscale": 2.5}, {"kernel_sizes": [4, 5]},
-                                 {"kernel_sizes": []}, {"num_feat": 0}])
+                                 {"kernel_sizes": []}, {"num_feat": 0}, {"mid_feat": -1}])
 def test_bad_arguments_give_one_clear_error(bad: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         W2AMSN(**{**TINY, **bad})

@@ -63,15 +63,16 @@ class W2AMSN(nn.Module):
                  weighted_fusion: bool = True, block_attention: str = "ncab",
                  global_attention: str = "ncab", res_scale: float = 1.0) -> None:
         super().__init__()
+        mid_feat = num_feat if mid_feat is None else mid_feat
         for name, value in (("block_attention", block_attention),
                             ("global_attention", global_attention)):
             if value not in ATTENTION_KINDS:
                 raise ValueError(f"W2AMSN: {name} must be one of {ATTENTION_KINDS}, got {value!r}")
         for name, value in (("num_in_ch", num_in_ch), ("num_out_ch", num_out_ch),
-                            ("num_feat", num_feat), ("num_block", num_block), ("widen", widen)):
+                            ("num_feat", num_feat), ("num_block", num_block), ("widen", widen),
+                            ("mid_feat", mid_feat)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"W2AMSN: {name} must be a positive integer, got {value!r}")
-        mid_feat = num_feat if mid_feat is None else mid_feat
         self.num_feat = num_feat
         self.upscale = upscale
         self.sfe = nn.Sequential(
