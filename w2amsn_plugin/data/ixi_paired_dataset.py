@@ -9,15 +9,14 @@ import numpy as np
 import torch
 from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_lmdb
 from basicsr.data.transforms import augment, paired_random_crop
-from basicsr.utils import FileClient
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from .ixi import parse_slice_key
+from .lmdb_io import readonly_env
 from .png16 import decode_png
 
 __all__ = ["IXIPairedDataset"]
-
 
 @DATASET_REGISTRY.register()
 class IXIPairedDataset(data.Dataset):
@@ -44,18 +43,19 @@ class IXIPairedDataset(data.Dataset):
     Items: ``lq`` (1xhxw float32), ``gt`` (1xHxW), ``lq_path``/``gt_path`` (the LMDB key, or the
     file path in folder mode), ``key`` (e.g. ``IXI002-Guys-0828_T1_s042``), ``subject``
     (``IXI002-Guys-0828``), ``modality`` (``T1``) and ``slice_index`` (42), so a tester can
-    aggregate per volume. The LMDB environments are opened on first access, once per
-    dataloader worker (BasicSR's ``FileClient``).
+    aggregate per volume. An LMDB is opened on first access, once per process (each dataloader
+    worker opens its own; datasets of one process share it), read-only and without locking, as
+    BasicSR's ``LmdbBackend`` opens it.
     """
 
     def __init__(self, opt: dict):
         super().__init__()
         self.opt = opt
-        self.io_backend_opt = dict(opt["io_backend"])
-        self.backend = self.io_backend_opt.pop("type")
+        self.backend = opt["io_backend"]["type"]
+        if self.backend not in ("lmdb", "disk"):
+            raise ValueError(f"io_backend type must be 'lmdb' or 'disk', got {self.backend!r}")
         self.scale = int(opt["scale"])
         self.gt_folder, self.lq_folder = str(opt["dataroot_gt"]), str(opt["dataroot_lq"])
-        self.file_client: FileClient | None = None
         if opt.get("phase") == "train":
             gt_size = int(opt["gt_size"])
             if gt_size % self.scale:
@@ -64,12 +64,12 @@ class IXIPairedDataset(data.Dataset):
             if not Path(folder).is_dir():
                 raise FileNotFoundError(f"{folder}: dataset folder does not exist")
         if self.backend == "lmdb":
-            self.io_backend_opt["db_paths"] = [self.lq_folder, self.gt_folder]
-            self.io_backend_opt["client_keys"] = ["lq", "gt"]
             self.paths = paired_paths_from_lmdb([self.lq_folder, self.gt_folder], ["lq", "gt"])
         else:
-            self.paths = paired_paths_from_folder([self.lq_folder, self.gt_folder], ["lq", "gt"],
-                                                  opt.get("filename_tmpl", "{}"))
+            self.paths = sorted(  # sorted like the LMDB keys (scandir order is arbitrary)
+                paired_paths_from_folder([self.lq_folder, self.gt_folder], ["lq", "gt"],
+                                         opt.get("filename_tmpl", "{}")),
+                key=lambda p: p["gt_path"])
         if not self.paths:
             raise ValueError(f"{self.gt_folder}: dataset is empty")
         self.keys = [self._key(p["gt_path"]) for p in self.paths]
@@ -83,17 +83,23 @@ class IXIPairedDataset(data.Dataset):
     def _key(self, path: str) -> str:
         return path if self.backend == "lmdb" else Path(path).name.rsplit(".", 1)[0]
 
-    def _read(self, path: str, client_key: str) -> np.ndarray:
-        img = decode_png(self.file_client.get(path, client_key), path)
-        return img[:, :, None]
+    def _read(self, path: str, folder: str) -> np.ndarray:
+        """HxWx1 float32 image of a key (LMDB) or a file path (disk)."""
+        if self.backend == "lmdb":
+            with readonly_env(folder).begin(write=False) as txn:
+                value = txn.get(path.encode("ascii"))
+            if value is None:
+                raise KeyError(f"{folder}: key {path} listed in meta_info.txt is not stored")
+            where = f"{folder}:{path}"
+        else:
+            value, where = Path(path).read_bytes(), path
+        return decode_png(value, where)[:, :, None]
 
     def __getitem__(self, index: int) -> dict:
-        if self.file_client is None:  # opened lazily: once per dataloader worker
-            self.file_client = FileClient(self.backend, **self.io_backend_opt)
         gt_path = self.paths[index]["gt_path"]
         lq_path = self.paths[index]["lq_path"]
-        img_gt = self._read(gt_path, "gt")
-        img_lq = self._read(lq_path, "lq")
+        img_gt = self._read(gt_path, self.gt_folder)
+        img_lq = self._read(lq_path, self.lq_folder)
         if img_gt.shape[:2] != (img_lq.shape[0] * self.scale, img_lq.shape[1] * self.scale):
             raise ValueError(f"{gt_path}: GT shape {img_gt.shape[:2]} is not {self.scale}x the "
                              f"LQ shape {img_lq.shape[:2]} ({lq_path})")

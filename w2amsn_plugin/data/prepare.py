@@ -42,7 +42,7 @@ import numpy as np
 from .degradations import DEGRADATIONS, degrade
 from .ixi import (FOREGROUND_THRESHOLD, IXI_MODALITIES, IXIDataError, axial_stack,
                   crop_axial_stack, load_canonical, scan_ixi_tree, slice_key)
-from .lmdb_writer import LmdbWriter, lmdb_map_size, read_meta_keys, verify_lmdb, write_meta_info
+from .lmdb_io import LmdbWriter, lmdb_map_size, read_meta_keys, verify_lmdb, write_meta_info
 from .normalization import DEFAULT_PERCENTILE, normalize_intensity
 from .png16 import DEFAULT_COMPRESS_LEVEL, encode_png16, to_uint16
 from .split import SPLITS, split_subjects

@@ -1,10 +1,14 @@
-"""BasicSR-compatible LMDB databases of 16-bit PNG slices: write, verify, publish.
+"""BasicSR-compatible LMDB databases of 16-bit PNG slices: write, verify, read.
 
 Layout (BasicSR's ``paired_paths_from_lmdb``, ``basicsr/data/data_util.py``): a folder
 ``NAME.lmdb`` holding ``data.mdb``, ``lock.mdb`` and ``meta_info.txt`` whose lines read
 ``KEY.png (h,w,1) compress_level``; BasicSR takes ``line.split('.')[0]`` as the key, so keys have no
 dots. A database is built under a temporary name, verified (every value decodes to the expected
 shape) and only then moved into place with :func:`os.replace`.
+
+Reading: :func:`readonly_env` gives the process's one read-only environment of a database (the
+py-lmdb binding refuses to open one path twice in a process); the dataset and anything else that
+reads a database in the same process must use it.
 """
 from __future__ import annotations
 
@@ -16,9 +20,26 @@ import lmdb
 
 from .png16 import decode_png
 
-__all__ = ["lmdb_map_size", "LmdbWriter", "verify_lmdb", "write_meta_info", "read_meta_keys"]
+__all__ = ["lmdb_map_size", "LmdbWriter", "verify_lmdb", "write_meta_info", "read_meta_keys",
+           "readonly_env"]
 
 _PAGE = 4096
+#: read-only environments of this process, by (pid, real path)
+_ENVS: dict[tuple[int, str], lmdb.Environment] = {}
+
+
+def readonly_env(path: str | os.PathLike) -> lmdb.Environment:
+    """The process's shared read-only environment of the database at ``path``.
+
+    Opened on first use, without locking and read-ahead (as BasicSR's ``LmdbBackend``); a forked
+    dataloader worker opens its own (an environment must not cross a fork).
+    """
+    key = (os.getpid(), os.path.realpath(path))
+    env = _ENVS.get(key)
+    if env is None:
+        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False)
+        _ENVS[key] = env
+    return env
 
 
 def lmdb_map_size(n_values: int, height: int, width: int) -> int:
