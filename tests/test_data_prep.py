@@ -250,6 +250,33 @@ def test_resume_after_interrupt_skips_finished_volumes(tree: Path, built, tmp_pa
     assert not list(tmp_path.glob("*truncation*"))
 
 
+def test_crash_while_publishing_is_finished_by_a_rerun(tree: Path, built, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    reference, _ = built
+    real_replace = prepare.os.replace
+    published: list[str] = []
+
+    def crashing_replace(src, dst):
+        if str(src).endswith(".lmdb.tmp"):
+            if len(published) == 4:
+                raise KeyboardInterrupt  # killed after 4 of 15 databases were moved
+            published.append(Path(dst).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(prepare.os, "replace", crashing_replace)
+    cfg = _cfg(tree, tmp_path, degradations=("bicubic", "truncation"))
+    with pytest.raises(KeyboardInterrupt):
+        prepare.make_ixi_lmdb(cfg, log=lambda m: None)
+    monkeypatch.setattr(prepare.os, "replace", real_replace)
+    assert len(list(tmp_path.glob("*.lmdb"))) == 4
+    assert prepare.make_ixi_lmdb(cfg, log=lambda m: None).volumes_processed == 0
+    assert sorted(p.name for p in tmp_path.glob("*.lmdb")) == \
+        sorted(p.name for p in reference.glob("*.lmdb"))
+    for path in reference.glob("*.lmdb"):
+        assert _db_items(tmp_path / path.name) == _db_items(path)
+    assert not (tmp_path / ".IXI_T2_staging").exists()
+
+
 def test_adding_a_scale_later_keeps_the_hr_database(tree: Path, tmp_path: Path):
     prepare.make_ixi_lmdb(_cfg(tree, tmp_path, scales=(2,)), log=lambda m: None)
     before = (tmp_path / "IXI_T2_train_HR.lmdb" / "data.mdb").stat().st_mtime_ns

@@ -53,7 +53,8 @@ def download_file(url: str, dest: str | os.PathLike, sha256: str | None = None,
                   retry_wait: float = 2.0, log: Callable[[str], None] = _stderr) -> str:
     """Download ``url`` to ``dest`` with resume and retries; return the file's SHA-256.
 
-    After the n-th failure in a row (without new data) it waits ``retry_wait * 2**(n-1)`` seconds and resumes.
+    After the n-th failure in a row (without new data) it waits ``retry_wait * 2**(n-1)``
+    seconds and resumes.
     Raises :class:`DownloadError` when the server fails repeatedly, the size is wrong, or the
     checksum differs from ``sha256`` (the bad file is then deleted).
     """

@@ -28,7 +28,7 @@ import numpy as np
 __all__ = [
     "IXI_MODALITIES", "IXI_NAME_RE", "FOREGROUND_THRESHOLD", "IXIDataError", "IXIFile",
     "parse_ixi_name", "scan_ixi_tree", "load_canonical", "axial_stack", "crop_axial_stack",
-    "slice_key", "parse_slice_key", "SLICE_KEY_RE",
+    "slice_key", "parse_slice_key", "SLICE_KEY_RE", "open_volume",
 ]
 
 #: the modalities the paper uses
@@ -99,7 +99,7 @@ def scan_ixi_tree(root: str | os.PathLike, modality: str
 
 
 def slice_key(subject: str, modality: str, index: int) -> str:
-    """Key of slice ``index`` (0-based within the cropped stack), e.g. ``IXI002-Guys-0828_T1_s042``."""
+    """Key of slice ``index`` (0-based in the cropped stack): ``IXI002-Guys-0828_T1_s042``."""
     return f"{subject}_{modality}_s{index:03d}"
 
 
@@ -114,6 +114,29 @@ def parse_slice_key(key: str) -> tuple[str, str, int]:
     return match["subject"], match["modality"], int(match["index"])
 
 
+def open_volume(path: str | os.PathLike):
+    """Open a NIfTI file (header only) and check it holds a 3-D volume; return
+    ``(nibabel image, 3-D shape)`` (trailing singleton dimensions dropped).
+
+    Raises :class:`IXIDataError` with one line naming the file for an unreadable header or a
+    volume that is not 3-D.
+    """
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+    except Exception as err:  # nibabel raises many types for bad headers
+        raise IXIDataError(f"{path}: cannot read NIfTI header ({_short(err)})") from None
+    shape = tuple(int(n) for n in img.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        raise IXIDataError(f"{path}: expected a 3-D volume, got shape {tuple(img.shape)}")
+    if min(shape) < 2:
+        raise IXIDataError(f"{path}: volume shape {tuple(img.shape)} is degenerate")
+    return img, shape
+
+
 def load_canonical(path: str | os.PathLike) -> tuple[np.ndarray, tuple[str, str, str]]:
     """Read a 3-D NIfTI volume and reorient it to canonical RAS (no resampling).
 
@@ -123,17 +146,7 @@ def load_canonical(path: str | os.PathLike) -> tuple[np.ndarray, tuple[str, str,
     import nibabel as nib
 
     path = Path(path)
-    try:
-        img = nib.load(str(path))
-    except Exception as err:  # nibabel raises many types for bad headers
-        raise IXIDataError(f"{path}: cannot read NIfTI header ({_short(err)})") from None
-    shape = img.shape
-    while len(shape) > 3 and shape[-1] == 1:
-        shape = shape[:-1]
-    if len(shape) != 3:
-        raise IXIDataError(f"{path}: expected a 3-D volume, got shape {tuple(img.shape)}")
-    if min(shape) < 2:
-        raise IXIDataError(f"{path}: volume shape {tuple(img.shape)} is degenerate")
+    img, shape = open_volume(path)
     try:
         if len(img.shape) != 3:
             img = nib.Nifti1Image(np.asanyarray(img.dataobj).reshape(shape), img.affine,

@@ -41,7 +41,7 @@ import numpy as np
 
 from .degradations import DEGRADATIONS, degrade
 from .ixi import (FOREGROUND_THRESHOLD, IXI_MODALITIES, IXIDataError, axial_stack,
-                  crop_axial_stack, load_canonical, scan_ixi_tree, slice_key)
+                  crop_axial_stack, load_canonical, open_volume, scan_ixi_tree, slice_key)
 from .lmdb_io import LmdbWriter, lmdb_map_size, read_meta_keys, verify_lmdb, write_meta_info
 from .normalization import DEFAULT_PERCENTILE, normalize_intensity
 from .png16 import DEFAULT_COMPRESS_LEVEL, encode_png16, to_uint16
@@ -191,19 +191,8 @@ def _lr_spec(kind: str) -> tuple[str, int]:
 
 def _precheck_headers(paths: Iterable[Path]) -> None:
     """Read every header once (fast) so a bad file is reported before any work is done."""
-    import nibabel as nib
-
     for path in paths:
-        try:
-            shape = nib.load(str(path)).shape
-        except Exception as err:  # nibabel raises many types for bad headers
-            msg = " ".join(str(err).split())[:160] or type(err).__name__
-            raise IXIDataError(f"{path}: cannot read NIfTI header ({msg})") from None
-        squeezed = list(shape)
-        while len(squeezed) > 3 and squeezed[-1] == 1:
-            squeezed.pop()
-        if len(squeezed) != 3:
-            raise IXIDataError(f"{path}: expected a 3-D volume, got shape {tuple(shape)}")
+        open_volume(path)
 
 
 def _fingerprint(manifest: dict) -> dict:
@@ -229,10 +218,14 @@ class _Staging:
         if root.exists() and not config_path.is_file():  # killed while creating it: start anew
             shutil.rmtree(root)
         if root.exists():
-            if json.loads(config_path.read_text()) != config:
+            old = json.loads(config_path.read_text())
+            same = {k: v for k, v in old.items() if k != "targets"} == \
+                {k: v for k, v in config.items() if k != "targets"}
+            if not same or not set(config["targets"]) <= set(old["targets"]):
                 raise IXIDataError(
                     f"{root}: an unfinished run with other options is staged here; rerun it with "
                     "the same options, or pass --overwrite to discard it")
+            # a subset: the run was stopped while publishing; the rest is already in place
         else:
             root.mkdir(parents=True)
             _write_json_atomic(config_path, config)
@@ -241,9 +234,11 @@ class _Staging:
         done_path = root / _DONE
         if done_path.is_file():
             for line in done_path.read_text().splitlines():
-                if line.strip():
+                try:
                     rec = json.loads(line)
-                    self.done[rec["subject"]] = rec
+                except json.JSONDecodeError:  # a line cut by a crash: that volume is redone
+                    continue
+                self.done[rec["subject"]] = rec
         self._prune(splits, files, config["modality"], config["options"]["crop"][2], log)
         self._done_file = open(done_path, "a")
 
@@ -487,11 +482,12 @@ def _finalize(staging: _Staging, missing: dict[str, tuple[str, str]],
         for name, keys, problems in _imap(pool, _verify_task, tasks):
             if problems:
                 raise IXIDataError(f"{staging.tmp_path(name)}: verification failed, "
-                                   f"{len(problems)} bad values (first: {problems[0]})")
+                                   f"{len(problems)} bad values (first: {problems[0]}); "
+                                   "rerun with --overwrite")
             keys_of[name] = keys
             bar.update(1)
-    for name, (split, _) in targets_all.items():
-        if name not in missing:
+    for name in targets_all:
+        if name not in missing:  # built by an earlier run, e.g. the HR set before a new scale
             keys_of[name] = sorted(read_meta_keys(out / name))
     for split in {sp for sp, _ in missing.values()}:
         expected = sorted(slice_key(s, mod, k) for s in splits[split] for k in range(depth))
@@ -501,7 +497,7 @@ def _finalize(staging: _Staging, missing: dict[str, tuple[str, str]],
                 extra = sorted(set(keys_of[name]) - set(expected))
                 raise IXIDataError(f"{name}: key set differs from the expected {split} keys "
                                    f"({len(lacking)} missing, {len(extra)} extra, e.g. "
-                                   f"{(lacking + extra)[0]})")
+                                   f"{(lacking + extra)[0]}); rerun with --overwrite")
     for name, (_, kind) in missing.items():
         write_meta_info(staging.tmp_path(name), keys_of[name], _kind_shape(kind, crop),
                         cfg.compress_level)
