@@ -104,13 +104,15 @@ class PrepResult:
 
 @dataclass
 class VolumeResult:
-    """Encoded slices of one volume (``values[kind][slice]``) and how they were made."""
+    """Encoded slices of one volume (``values[kind][slice]``) and how they were made: the
+    canonical z index of slice 0, the normalisation window, the file's axis codes (e.g. ``PSR``)
+    and the volume's shape after reorientation to RAS (before cropping)."""
 
     z_start: int
     lo: float
     hi: float
     source_axcodes: str
-    source_shape: tuple[int, ...]
+    ras_shape: tuple[int, ...]
     values: dict[str, list[bytes]]
 
 
@@ -137,7 +139,7 @@ def process_volume(path: str | os.PathLike, crop: tuple[int, int, int], percenti
         lr_q = to_uint16(np.clip(degrade(hr_f, scale, degradation), 0.0, 1.0))
         values[lr_kind(degradation, scale)] = [encode_png16(s, compress_level) for s in lr_q]
     return VolumeResult(z_start=z_start, lo=lo, hi=hi, source_axcodes="".join(codes),
-                        source_shape=tuple(int(n) for n in data.shape), values=values)
+                        ras_shape=tuple(int(n) for n in data.shape), values=values)
 
 
 # ------------------------------------------------------------------------------------ planning
@@ -420,7 +422,7 @@ def make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> Prep
                           "file": os.path.relpath(path, cfg.ixi_root), "size": size,
                           "mtime_ns": mtime_ns, "z_start": result.z_start, "lo": result.lo,
                           "hi": result.hi, "source_axcodes": result.source_axcodes,
-                          "source_shape": list(result.source_shape)}
+                          "ras_shape": list(result.ras_shape)}
                 staging.commit(split, subject, result, record, mod)
                 processed += 1
                 bar.update(1)
