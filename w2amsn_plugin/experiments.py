@@ -16,10 +16,11 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from .archs.presets import preset
+from .archs.presets import ABLATIONS, preset
 
 __all__ = ["Experiment", "ARCHS", "MODALITIES", "SCALES", "experiments", "train_options",
-           "eval_options", "dataset_dir"]
+           "eval_options", "dataset_dir", "DEMO_CROP", "DEMO_TEST_SLICE_STEP", "demo_network",
+           "demo_train_options", "demo_eval_options"]
 
 ARCHS = ("W2AMSN", "W2AMSN-S", "EDSR", "RCAN")
 MODALITIES = ("PD", "T1", "T2")
@@ -75,37 +76,12 @@ class Experiment:
 
 
 def _ablations() -> list[Experiment]:
-    out: list[Experiment] = []
-    table_i = {"baseline": {"widen": 1, "kernel_sizes": [3]},
-               "CW": {"widen": 4, "kernel_sizes": [3]},
-               "MS": {"widen": 1, "kernel_sizes": [3, 5]},
-               "MS_CW": {"widen": 4, "kernel_sizes": [3, 5]}}
-    for tag, ov in table_i.items():
-        out.append(Experiment("W2AMSN", "PD", 2, "ablation_TableI", f"TableI_{tag}", ov,
-                              "Table I: multi-scale (MS) and channel widening (CW), PD x2"))
-    fig6 = {"K3K3": ([3, 3], False), "K5K5": ([5, 5], False), "K3K5": ([3, 5], False),
-            "K3K5W": ([3, 5], True)}
-    for tag, (ks, wf) in fig6.items():
-        out.append(Experiment("W2AMSN", "T1", 2, "ablation_Fig6", f"Fig6_{tag}",
-                              {"kernel_sizes": ks, "weighted_fusion": wf},
-                              "Fig. 6 / Fig. 5(b): branch kernels and weighted fusion, T1 x2"))
-    for a, widen in ((32, 1), (64, 1), (32, 2), (64, 2), (32, 4), (64, 4)):
-        out.append(Experiment("W2AMSN", "PD", 2, "ablation_TableIV", f"TableIV_a{a}w{widen}",
-                              {"num_feat": a, "widen": widen},
-                              f"Table IV: input-middle-output {a}-{a * widen}-{a}, PD x2"))
-    for kind in ("none", "cab", "ncab"):
-        out.append(Experiment("W2AMSN", "T2", 4, "ablation_TableV", f"TableV_{kind}",
-                              {"block_attention": kind, "global_attention": kind},
-                              "Table V: attention type (none / RCAN CAB / NCAB), T2 x4"))
-    for tag, (blk, glb) in {"A": ("none", "none"), "B": ("ncab", "none"),
-                            "C": ("none", "ncab"), "D": ("ncab", "ncab")}.items():
-        out.append(Experiment("W2AMSN", "T2", 4, "ablation_TableVI", f"TableVI_{tag}",
-                              {"block_attention": blk, "global_attention": glb},
-                              "Table VI: attention position (block / network), T2 x4"))
-    for t in (5, 10, 15, 20):
-        out.append(Experiment("W2AMSN", "T2", 2, "ablation_depth", f"depth_t{t}",
-                              {"num_block": t}, "Fig. 5(c): depth t, T2 x2"))
-    return out
+    """Every entry of :data:`w2amsn_plugin.archs.presets.ABLATIONS` (section IV-D), on the data
+    the paper ran it on. The full model of each table is the main run of the same modality and
+    scale (e.g. Table I's +MS/CW is ``train/W2AMSN/train_W2AMSN_PD_x2.yml``)."""
+    return [Experiment("W2AMSN", ab.modality, ab.scale, f"ablation_{name.split('-')[0]}",
+                       name.replace("-", "_"), dict(ab.overrides), f"{ab.source} ablation {name}")
+            for name, ab in ABLATIONS.items()]
 
 
 def experiments() -> list[Experiment]:
@@ -190,4 +166,81 @@ def eval_options(exp: Experiment, self_ensemble: bool) -> dict[str, Any]:
                 "results_table": True,
                 "method_name": exp.arch + ("+" if self_ensemble else ""),
                 "metrics": _metrics(exp.scale)},
+    }
+
+
+# --- the README's demo (w2amsn_plugin/demo.py): CPU-sized, measured on a 2-core AVX2 machine ---
+#: crop (x, y, z) of the demo volumes: 1 mm MNI-space brains fit 176 x 208; z slices per volume
+DEMO_CROP = (176, 208, 96)
+#: every n-th test slice is scored (the test volume's slices are 1 mm apart; this keeps the
+#: x8 self-ensemble test within the demo's time budget)
+DEMO_TEST_SLICE_STEP = 4
+_DEMO = {
+    "full": {"network": {"num_feat": 32, "num_block": 2}, "total_iter": 600, "lr": 1e-3,
+             "batch": 16, "lr_patch": 32},
+    "quick": {"network": {"num_feat": 8, "num_block": 1, "widen": 2}, "total_iter": 20,
+              "lr": 1e-3, "batch": 4, "lr_patch": 24},
+}
+
+
+def _demo_dataset(split: str, phase: str, recipe: dict[str, Any]) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": f"demo_T1_{split}", "type": "IXIPairedDataset",
+                         "dataroot_gt": f"datasets/demo/IXI_T1_{split}_HR.lmdb",
+                         "dataroot_lq": f"datasets/demo/IXI_T1_{split}_LR_bicubic_X2.lmdb",
+                         "io_backend": {"type": "lmdb"}}
+    if phase == "train":
+        d.update({"gt_size": recipe["lr_patch"] * 2, "use_hflip": True, "use_rot": True,
+                  "num_worker_per_gpu": 0, "batch_size_per_gpu": recipe["batch"],
+                  "dataset_enlarge_ratio": 1, "prefetch_mode": None})
+    else:
+        d["slice_step"] = DEMO_TEST_SLICE_STEP
+    return d
+
+
+def demo_network(quick: bool) -> dict[str, Any]:
+    net = preset("W2AMSN", 2)
+    net.update(_DEMO["quick" if quick else "full"]["network"])
+    return net
+
+
+def demo_train_options(quick: bool) -> dict[str, Any]:
+    """Training options of the demo: W²AMSN with reduced a/t on one CPU, cosine-decayed lr."""
+    recipe = _DEMO["quick" if quick else "full"]
+    tag = "demo_quick" if quick else "demo"
+    net = demo_network(quick)
+    total = recipe["total_iter"]
+    return {
+        "name": f"W2AMSN_{tag}_T1_x2_a{net['num_feat']}t{net['num_block']}_{total}it_B{recipe['batch']}",
+        "model_type": "MRSRModel", "scale": 2, "num_gpu": "auto", "manual_seed": 0,
+        "datasets": {"train": _demo_dataset("train", "train", recipe)},
+        "network_g": net,
+        "path": {"pretrain_network_g": None, "strict_load_g": True, "resume_state": None},
+        "train": {"ema_decay": 0,
+                  "optim_g": {"type": "Adam", "lr": recipe["lr"], "weight_decay": 0,
+                              "betas": [0.9, 0.999], "eps": 1.0e-8},
+                  "scheduler": {"type": "CosineAnnealingRestartLR", "periods": [total],
+                                "restart_weights": [1], "eta_min": recipe["lr"] * 0.01},
+                  "total_iter": total, "warmup_iter": -1,
+                  "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"}},
+        "logger": {"print_freq": max(1, total // 30), "save_checkpoint_freq": total,
+                   "use_tb_logger": False, "wandb": {"project": None, "resume_id": None}},
+        "dist_params": {"backend": "nccl", "port": 29500},
+    }
+
+
+def demo_eval_options(quick: bool, self_ensemble: bool) -> dict[str, Any]:
+    """Test options of the demo (the unseen test volume, every DEMO_TEST_SLICE_STEP-th slice)."""
+    recipe = _DEMO["quick" if quick else "full"]
+    train = demo_train_options(quick)
+    plus = "plus_" if self_ensemble else ""
+    return {
+        "name": f"test_{plus}{train['name']}",
+        "model_type": "MRSRModel", "scale": 2, "num_gpu": "auto", "manual_seed": 0,
+        "datasets": {"test_1": _demo_dataset("test", "test", recipe)},
+        "network_g": demo_network(quick),
+        "path": {"pretrain_network_g": f"experiments/{train['name']}/models/net_g_latest.pth",
+                 "strict_load_g": True, "param_key_g": "params"},
+        "val": {"save_img": False, "suffix": None, "self_ensemble": self_ensemble,
+                "results_table": True, "method_name": "W2AMSN+" if self_ensemble else "W2AMSN",
+                "metrics": _metrics(2)},
     }

@@ -71,6 +71,10 @@ ABLATIONS: dict[str, Ablation] = {
     "tab6-a": Ablation("Table VI", "T2", 4, {"block_attention": "none", "global_attention": "none"}),
     "tab6-b": Ablation("Table VI", "T2", 4, {"global_attention": "none"}),
     "tab6-c": Ablation("Table VI", "T2", 4, {"block_attention": "none"}),
+    # Fig. 5(c): depth t on T2 x2; t = 20 is the full model, t = 8 is W²AMSN-S.
+    "depth-t5": Ablation("Fig. 5(c)", "T2", 2, {"num_block": 5}),
+    "depth-t10": Ablation("Fig. 5(c)", "T2", 2, {"num_block": 10}),
+    "depth-t15": Ablation("Fig. 5(c)", "T2", 2, {"num_block": 15}),
 }
 
 
