@@ -71,13 +71,20 @@ def _free_port() -> int:
 
 
 def test_torchrun_two_cpu_ranks_with_gloo(run, tiny_options, tmp_path):
+    """Two CPU ranks with gloo; with W2AMSN_TEST_NUM_GPU=1, one rank per GPU with nccl."""
+    import torch
+
+    from conftest import NUM_GPU
+
+    nproc = torch.cuda.device_count() if NUM_GPU else 2
     opt = tiny_options("tiny_ddp", total_iter=4, checkpoint_freq=4, val_freq=4)
-    out = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+    out = run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
                f"--master_port={_free_port()}", "-m", "w2amsn_plugin.cli", "train",
                "-opt", str(opt), "--launcher", "pytorch"], cwd=tmp_path, timeout=400)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     log = _log_text(tmp_path / "experiments" / "tiny_ddp")
     assert re.search(r"dist: True", log) and "End of training" in log
+    assert f"world_size: {nproc}" in log
     assert (tmp_path / "experiments" / "tiny_ddp" / "training_states" / "4.state").is_file()
 
 
