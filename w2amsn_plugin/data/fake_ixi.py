@@ -49,7 +49,7 @@ def make_fake_ixi_tree(root: str | os.PathLike, n_subjects: int,
             perturbation; ``"ixi"``: IXI's sizes (:data:`IXI_RAS_SHAPES`, for speed
             measurements); ``None``: the source's own shape (181x217x181 / 197x233x189).
         skip: ``(subject index, modality)`` pairs not to write (subjects missing a modality).
-        seed: perturbation seed (the same arguments give byte-identical files).
+        seed: perturbation seed (the same arguments give the same voxel data).
         sources: NIfTI volumes to copy from (default: the shipped samples).
     """
     import nibabel as nib
