@@ -119,7 +119,7 @@ def test_lmdb_is_opened_once_per_process(dbs: Path, tmp_path: Path,
     for index in range(len(ds)):
         ds[index]
     assert sorted(opened) == ["IXI_PD_train_HR.lmdb", "IXI_PD_train_LR_bicubic_X4.lmdb"]
-    train = IXIPairedDataset(_opt(dbs, gt_size=64))  # a second dataset on the same databases shares them
+    train = IXIPairedDataset(_opt(dbs, gt_size=64))  # same databases: shares the environments
     train[0]
     assert len(opened) == 2
     loader = torch.utils.data.DataLoader(train, batch_size=4)
@@ -154,6 +154,8 @@ def test_folder_of_16bit_pngs_gives_the_same_items(dbs: Path, tmp_path: Path):
 def test_bad_options_and_paths_are_reported(dbs: Path, tmp_path: Path):
     with pytest.raises(ValueError, match="gt_size 50 is not a multiple of scale 4"):
         IXIPairedDataset(_opt(dbs, gt_size=50))
+    with pytest.raises(ValueError, match=r"LQ slices are 32x32 and GT slices 96x96: not scale 4"):
+        IXIPairedDataset(_opt(dbs, dataroot_lq=str(dbs / "IXI_PD_train_LR_bicubic_X3.lmdb")))
     with pytest.raises(FileNotFoundError, match="does_not_exist.lmdb: dataset folder"):
         IXIPairedDataset(_opt(dbs, dataroot_gt=str(tmp_path / "does_not_exist.lmdb")))
     (tmp_path / "gt").mkdir()

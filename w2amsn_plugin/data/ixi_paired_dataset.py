@@ -3,6 +3,7 @@ IV-A; DESIGN.md section 4), registered in BasicSR's ``DATASET_REGISTRY`` as ``IX
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,10 @@ class IXIPairedDataset(data.Dataset):
                 raise FileNotFoundError(f"{folder}: dataset folder does not exist")
         if self.backend == "lmdb":
             self.paths = paired_paths_from_lmdb([self.lq_folder, self.gt_folder], ["lq", "gt"])
+            gt_hw, lq_hw = _meta_shape(self.gt_folder), _meta_shape(self.lq_folder)
+            if gt_hw and lq_hw and gt_hw != (lq_hw[0] * self.scale, lq_hw[1] * self.scale):
+                raise ValueError(f"{self.lq_folder}: LQ slices are {lq_hw[0]}x{lq_hw[1]} and GT "
+                                 f"slices {gt_hw[0]}x{gt_hw[1]}: not scale {self.scale}")
         else:
             self.paths = sorted(  # sorted like the LMDB keys (scandir order is arbitrary)
                 paired_paths_from_folder([self.lq_folder, self.gt_folder], ["lq", "gt"],
@@ -117,6 +122,13 @@ class IXIPairedDataset(data.Dataset):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+
+def _meta_shape(folder: str) -> tuple[int, int] | None:
+    """(h, w) on the first line of an LMDB's ``meta_info.txt`` (``KEY.png (h,w,c) level``)."""
+    with open(Path(folder, "meta_info.txt")) as fin:
+        match = re.search(r"\((\d+),(\d+),\d+\)", fin.readline())
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def _to_tensor(img: np.ndarray) -> torch.Tensor:
