@@ -1,0 +1,180 @@
+"""``w2amsn bench``: a smoke run on tiny inputs through the real command (every row group, JSON
+written, no error rows), and the target checks on made-up rows. No timed asserts (DESIGN.md
+section 7): the numbers of a smoke run mean nothing, only that each part runs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import w2amsn_plugin  # noqa: F401  (makes basicsr importable)
+from w2amsn_plugin import bench
+from w2amsn_plugin.benchmarks import data_path, inference, training, volume
+from w2amsn_plugin.benchmarks.results import Row, guarded, markdown_table
+from w2amsn_plugin.cli import w2amsn_main
+
+# every row group on inputs small enough for a test (the numbers are meaningless)
+SMOKE = bench.Profile(
+    name="smoke",
+    infer=inference.InferSettings(lr_size=16, warmup=0, reps=1, emulated_size=8),
+    matrix_models=("W2AMSN-S",), ours_models=("EDSR",), compile_models=(),
+    train=training.TrainSettings(batch=2, patch=16, warmup=0, reps=1, emulated_batch=1),
+    train_models=("W2AMSN-S",),
+    data=data_path.DataSettings(n_volumes=2, volume_shape=(48, 48, 16), crop=(48, 48, 8),
+                                batch=2, lr_patch=16, n_batches=3),
+    volume=volume.VolumeSettings(shape=(32, 32, 4)), limit_reps=1)
+
+GROUPS = {"machine", "inference", "training", "data prep", "data path", "volume"}
+
+
+@pytest.fixture(scope="module")
+def smoke_json(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One smoke run through ``w2amsn bench --quick --json`` with the quick profile swapped for
+    :data:`SMOKE`; the parsed JSON."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    saved = bench.PROFILES["quick"]
+    bench.PROFILES["quick"] = SMOKE
+    try:
+        assert w2amsn_main(["bench", "--quick", "--json", str(out)]) == 0
+    finally:
+        bench.PROFILES["quick"] = saved
+    return json.loads(out.read_text())
+
+
+def test_smoke_run_covers_every_group_without_errors(smoke_json: dict) -> None:
+    rows = smoke_json["rows"]
+    assert {r["group"] for r in rows} == GROUPS
+    errors = [f"{r['name']}: {r['error']}" for r in rows if r["error"]]
+    assert not errors, errors
+
+
+def test_smoke_json_describes_the_machine_and_its_limits(smoke_json: dict) -> None:
+    machine = smoke_json["machine"]
+    for key in ("cpu_model", "cpu_isa", "cpu_native_bf16", "threads", "torch", "device"):
+        assert key in machine
+    assert machine["threads"] == torch.get_num_threads()
+    assert set(smoke_json["limits"]) == {"fp32", "bf16"}
+    for lim in smoke_json["limits"].values():
+        assert lim["gflops"] > 0 and "3x3 conv" in lim["shape"]
+    assert smoke_json["profile"] == "smoke" and smoke_json["wall_seconds"] > 0
+
+
+def test_smoke_inference_rows_have_time_rate_and_mfu(smoke_json: dict) -> None:
+    rows = [r for r in smoke_json["rows"] if r["group"] == "inference"]
+    paths = {(r["path"], r["precision"]) for r in rows if r["model"] == "W2AMSN-S"}
+    assert paths == {(p, "fp32") for p in inference.ALL_PATHS} | {
+        (p, "bf16") for p in inference.ALL_PATHS if p != inference.STOCK}
+    assert {(r["model"], r["path"]) for r in rows if r["model"] == "EDSR"} == {("EDSR", inference.OURS)}
+    for r in rows:
+        if r["unavailable"]:
+            continue
+        assert r["seconds"] > 0 and r["throughput"] == pytest.approx(1 / r["seconds"])
+        assert r["unit"] == "slices/s" and r["mfu"] > 0
+        assert r["extra"]["flops_per_slice"] > 0
+
+
+def test_smoke_basicsr_rows_say_what_ran(smoke_json: dict) -> None:
+    basicsr_rows = [r for r in smoke_json["rows"]
+                    if r["path"] in (inference.MRSR, inference.STOCK, training.BASICSR)]
+    assert basicsr_rows
+    for r in basicsr_rows:
+        assert r["note"].startswith("ran ") and "autocast" in r["note"]
+
+
+def test_smoke_training_data_and_volume_rows(smoke_json: dict) -> None:
+    rows = smoke_json["rows"]
+    train = [r for r in rows if r["group"] == "training"]
+    assert {(r["path"], r["precision"]) for r in train} == {
+        (training.BASICSR, "fp32"), (training.PLAIN_NCHW, "fp32"), (training.PLAIN_CL, "fp32"),
+        (training.BASICSR, "bf16"), (training.PLAIN_CL, "bf16")}
+    assert all(r["unit"] == "patches/s" for r in train if not r["unavailable"])
+    prep = [r for r in rows if r["group"] == "data prep"]
+    assert sorted(r["extra"]["workers"] for r in prep) == [1, 2]
+    assert all(r["unit"] == "volumes/min" and r["throughput"] > 0 for r in prep)
+    loader = [r for r in rows if r["group"] == "data path"]
+    assert sorted(r["extra"]["workers"] for r in loader) == [0, 1]
+    assert all(r["unit"] == "samples/s" and r["throughput"] > 0 for r in loader)
+    (vol,) = [r for r in rows if r["group"] == "volume"]
+    extra = vol["extra"]
+    assert extra["output_shape"] == [128, 128, 4] and extra["slices_run"] == 4
+    assert extra["peak_rss"] > extra["output_bytes"] > 0
+    assert extra["peak_rss_above_output"] == extra["peak_rss"] - extra["output_bytes"]
+
+
+def test_smoke_targets_are_listed(smoke_json: dict) -> None:
+    names = [t["name"] for t in smoke_json["targets"]]
+    assert "whole volume x4, peak RSS above the output array" in names
+    assert "IXI preparation, 2 workers" in names
+    assert "data path, 1 worker, vs a W2AMSN-S training step" in names
+    for t in smoke_json["targets"]:
+        assert t["met"] in (True, False, None)
+        assert (t["met"] is None) == (t["measured"] is None), t
+
+
+# ---- target checks and table on made-up rows (no timing) ------------------------------------
+
+def _inf(model: str, path: str, precision: str, seconds: float, mfu: float = 0.5) -> Row:
+    return Row("inference", f"{model} {path} {precision}", model=model, path=path,
+               precision=precision, seconds=seconds, throughput=1 / seconds, mfu=mfu)
+
+
+def _targets(rows: list[Row]) -> dict[str, bench.Target]:
+    return {t.name: t for t in bench.check_targets(rows, {}, "cpu")}
+
+
+def test_targets_compare_with_the_best_plain_variant_and_stock_basicsr() -> None:
+    rows = [_inf("W2AMSN", inference.PLAIN_NCHW, "fp32", 3.0),
+            _inf("W2AMSN", inference.PLAIN_CL, "fp32", 2.0),
+            _inf("W2AMSN", inference.OURS, "fp32", 2.06, mfu=0.72),
+            _inf("W2AMSN", inference.MRSR, "fp32", 2.2),
+            _inf("W2AMSN", inference.STOCK, "fp32", 3.3)]
+    t = _targets(rows)
+    ours = t[f"{inference.OURS} vs best plain eager, fp32"]
+    assert ours.measured == pytest.approx(1.03) and ours.met is True
+    mrsr = t[f"{inference.MRSR} vs best plain eager, fp32"]
+    assert mrsr.measured == pytest.approx(1.1) and mrsr.met is False
+    stock = t[f"{inference.OURS} fp32 vs stock SRModel.test (NCHW fp32)"]
+    assert stock.measured == pytest.approx(3.3 / 2.06) and stock.met is True
+    assert t[f"{inference.MRSR} fp32 vs stock SRModel.test (NCHW fp32)"].met is False
+    mfu = t["W2AMSN inference MFU, our path, fp32 channels_last"]
+    assert mfu.measured == pytest.approx(72) and mfu.met is True
+    # nothing measured in bf16: those targets are "not checked", not failed
+    assert t[f"{inference.OURS} vs best plain eager, bf16"].met is None
+
+
+def test_targets_skip_rows_that_failed_or_were_unavailable() -> None:
+    broken = _inf("W2AMSN", inference.OURS, "fp32", 1.0, mfu=0.9)
+    broken.error = "RuntimeError: boom"
+    t = _targets([broken])
+    assert t["W2AMSN inference MFU, our path, fp32 channels_last"].met is None
+
+
+def test_guarded_turns_an_exception_into_an_error_row() -> None:
+    def fail() -> Row:
+        raise RuntimeError("first line\nsecond line")
+
+    (row,) = guarded("inference", "x", fail, model="m")
+    assert row.error == "RuntimeError: first line" and row.model == "m" and not row.ok
+    table = markdown_table([row, Row("data path", "a|b", unavailable="no LMDB")])
+    assert "**error**: RuntimeError: first line" in table
+    assert "a\\|b" in table and "not available: no LMDB" in table
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "tpu"], "--device must be cpu, cuda or cuda:N"),
+    (["--threads", "-1"], "--threads must be >= 0"),
+    (["--json", "/nonexistent/dir/out.json"], "its folder does not exist"),
+])
+def test_bad_arguments_are_one_line_errors(argv: list[str], message: str,
+                                           capsys: pytest.CaptureFixture) -> None:
+    assert w2amsn_main(["bench", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_an_error(capsys: pytest.CaptureFixture) -> None:
+    assert w2amsn_main(["bench", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err

@@ -1,0 +1,137 @@
+"""Data rows of ``w2amsn bench``: IXI preparation throughput (``make_ixi_lmdb`` on a fake IXI
+tree of real-sized volumes) and the training data path (``IXIPairedDataset`` over the LMDB it
+wrote, through BasicSR's ``build_dataloader``), issue 11, deliverable 1.
+
+The fake tree (:func:`w2amsn_plugin.data.fake_ixi.make_fake_ixi_tree`) is built before timing;
+preparation is timed end to end (read, normalise, crop, degrade to x2/x3/x4, encode, commit,
+verify). The data path is timed after its first batch (worker start-up excluded), as a training
+run sees it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from .results import Row, guarded
+
+__all__ = ["DataSettings", "make_tree", "prep_rows", "data_path_rows"]
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Fake IXI volumes, preparation options and data-loader settings of the data rows."""
+
+    n_volumes: int = 4
+    volume_shape: Any = "ixi"  # make_fake_ixi_tree's ``shape``: "ixi" = 150x256x256 T1
+    crop: tuple[int, int, int] = (240, 240, 96)
+    scales: tuple[int, ...] = (2, 3, 4)
+    prep_workers: tuple[int, ...] = (1, 2)
+    loader_workers: tuple[int, ...] = (0, 1)
+    batch: int = 16
+    lr_patch: int = 32
+    scale: int = 2
+    n_batches: int = 30
+
+
+def make_tree(root: Path, s: DataSettings) -> Path:
+    """Write ``s.n_volumes`` fake IXI T1 volumes under ``root``; return the tree's folder."""
+    from ..data.fake_ixi import make_fake_ixi_tree
+
+    make_fake_ixi_tree(root, s.n_volumes, modalities=("T1",), shape=s.volume_shape)
+    return root
+
+
+def _shape_label(s: DataSettings) -> str:
+    from ..data.fake_ixi import IXI_RAS_SHAPES
+
+    shape = IXI_RAS_SHAPES["T1"] if s.volume_shape == "ixi" else s.volume_shape
+    return f"{s.n_volumes} T1 volumes {'x'.join(map(str, shape))}"
+
+
+def _prep_one(tree: Path, out: Path, workers: int, s: DataSettings) -> Row:
+    from ..data.prepare import PrepConfig, make_ixi_lmdb
+
+    cfg = PrepConfig(ixi_root=tree, modality="T1", out=out, scales=s.scales, n_train=s.n_volumes,
+                     n_test=0, n_val=0, crop=s.crop, workers=workers, progress=False)
+    result = make_ixi_lmdb(cfg, log=lambda _msg: None)
+    per_volume = result.seconds / result.volumes_processed
+    return Row("data prep", f"make_ixi_lmdb, {workers} worker{'s' * (workers > 1)}",
+               path="make_ixi_lmdb", input=_shape_label(s), seconds=per_volume,
+               throughput=60 / per_volume, unit="volumes/min",
+               note=f"crop {'x'.join(map(str, s.crop))}, HR + bicubic x"
+                    f"{'/x'.join(map(str, s.scales))}, verified; whole IXI T1 (581 volumes) "
+                    f"in {581 * per_volume / 60:.0f} min",
+               extra={"workers": workers, "seconds": result.seconds,
+                      "volumes": result.volumes_processed})
+
+
+def prep_rows(tree: Path, out_root: Path, s: DataSettings) -> tuple[list[Row], Path | None]:
+    """One row per worker count; returns the rows and an output folder with the databases."""
+    rows: list[Row] = []
+    written = None
+    for workers in s.prep_workers:
+        out = out_root / f"lmdb_{workers}w"
+        new = guarded("data prep", f"make_ixi_lmdb, {workers} workers",
+                      lambda: _prep_one(tree, out, workers, s), path="make_ixi_lmdb")
+        rows += new
+        if new[0].ok:
+            written = out
+    return rows, written
+
+
+def _loader(lmdb_dir: Path, workers: int, s: DataSettings):
+    from basicsr.data import build_dataloader
+
+    from ..data.ixi_paired_dataset import IXIPairedDataset
+    from ..data.prepare import database_name, lr_kind
+
+    opt = {"name": "bench", "type": "IXIPairedDataset", "phase": "train", "scale": s.scale,
+           "dataroot_gt": str(lmdb_dir / database_name("T1", "train", "HR")),
+           "dataroot_lq": str(lmdb_dir / database_name("T1", "train", lr_kind("bicubic", s.scale))),
+           "io_backend": {"type": "lmdb"}, "gt_size": s.lr_patch * s.scale, "use_hflip": True,
+           "use_rot": True, "num_worker_per_gpu": workers, "batch_size_per_gpu": s.batch,
+           "dataset_enlarge_ratio": 1}
+    dataset = IXIPairedDataset(opt)
+    return build_dataloader(dataset, opt, num_gpu=0, dist=False, sampler=None, seed=0), len(dataset)
+
+
+def _data_one(lmdb_dir: Path, workers: int, s: DataSettings) -> Row:
+    loader, n_items = _loader(lmdb_dir, workers, s)
+    n_batches = max(1, min(s.n_batches, n_items // s.batch - 1))
+    seen = 0
+    iterator = iter(loader)
+    start = time.perf_counter()
+    next(iterator)  # worker start-up and the first LMDB open
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    while seen < n_batches:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            iterator = iter(loader)
+            continue
+        seen += 1
+    seconds = time.perf_counter() - start
+    del iterator, batch
+    per_sample = seconds / (n_batches * s.batch)
+    return Row("data path", f"IXIPairedDataset LMDB, {workers} worker{'s' * (workers != 1)}",
+               path="IXIPairedDataset", input=f"batch {s.batch}, LR patch {s.lr_patch}, x{s.scale}",
+               seconds=per_sample, throughput=1 / per_sample, unit="samples/s",
+               note=f"{n_batches} batches after the first ({first:.1f} s incl. start-up)",
+               extra={"workers": workers, "first_batch_seconds": first, "batches": n_batches})
+
+
+def data_path_rows(lmdb_dir: Path | None, s: DataSettings) -> list[Row]:
+    """One row per data-loader worker count over the databases in ``lmdb_dir``."""
+    rows: list[Row] = []
+    for workers in sorted(s.loader_workers, reverse=True):  # see report: lmdb double-open after fork
+        label = f"IXIPairedDataset LMDB, {workers} worker{'s' * (workers != 1)}"
+        if lmdb_dir is None:
+            rows.append(Row("data path", label, path="IXIPairedDataset",
+                            unavailable="no databases: make_ixi_lmdb failed above"))
+            continue
+        rows += guarded("data path", label, lambda: _data_one(lmdb_dir, workers, s),
+                        path="IXIPairedDataset")
+    return rows
