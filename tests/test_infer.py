@@ -351,3 +351,16 @@ def test_explicit_bf16_on_emulating_cpu_warns_once(monkeypatch):
         assert device_caps.resolve_bf16(None, "cpu") is False
     assert len(caught) == 1 and "slower" in str(caught[0].message)
     assert "\n" not in str(caught[0].message)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu():
+    torch.manual_seed(0)
+    net = W2AMSN(num_feat=4, num_block=1, upscale=2)
+    vol = np.random.default_rng(4).random((20, 17, 4)).astype(np.float32)
+    cpu = infer.super_resolve_volume(vol, net, 2, bf16=False, device="cpu")
+    gpu = infer.super_resolve_volume(vol, net, 2, bf16=False, device="cuda")  # TF32 convs
+    np.testing.assert_allclose(gpu, cpu, atol=2e-3)
+    ens_cpu = infer.super_resolve_volume(vol, net, 2, self_ensemble=True, bf16=False)
+    ens_gpu = infer.super_resolve_volume(vol, net, 2, self_ensemble=True, device="cuda")  # bf16 auto
+    np.testing.assert_allclose(ens_gpu, ens_cpu, atol=1e-2)
