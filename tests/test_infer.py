@@ -114,6 +114,8 @@ def test_plan_tiles_bounds_pixels_per_call():
     assert infer.plan_tiles(40, 48, 8) == infer.TilePlan(batch=8, tile=None)
     plan = infer.plan_tiles(256, 256, 8, max_pixels=3 * 256 * 256)
     assert (plan.batch, plan.tile) == (3, None)
+    plan = infer.plan_tiles(256, 256, 8, max_pixels=8 * 256 * 256, self_ensemble=True)
+    assert (plan.batch, plan.tile) == (1, None)  # the x8 ensemble runs 8 copies per call
     plan = infer.plan_tiles(300, 200, 8, max_pixels=100 * 100, overlap=10)
     assert plan.tile == 80
     (win_h, win_w), boxes = plan.windows(300, 200)

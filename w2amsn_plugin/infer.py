@@ -224,12 +224,16 @@ class TilePlan:
 
 
 def plan_tiles(height: int, width: int, batch: int = 8, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               tile: int | None = None, overlap: int = DEFAULT_TILE_OVERLAP) -> TilePlan:
+               tile: int | None = None, overlap: int = DEFAULT_TILE_OVERLAP,
+               self_ensemble: bool = False) -> TilePlan:
     """Plan for ``height x width`` LR slices: whole slices, ``batch`` at most and no more than
     ``max_pixels`` LR pixels per forward call; tiles (of side ``tile``, or the largest whose
-    window fits ``max_pixels``) when one slice alone would exceed it."""
+    window fits ``max_pixels``) when one slice alone would exceed it. The self-ensemble runs up
+    to 8 transformed copies per call, so it gets an eighth of ``max_pixels``."""
     if batch < 1 or max_pixels < 1 or overlap < 0 or (tile is not None and tile < 1):
         raise InferenceError("batch, max_pixels and tile must be positive, overlap >= 0")
+    if self_ensemble:
+        max_pixels = max(1, max_pixels // 8)
     if tile is None and height * width > max_pixels:
         tile = math.isqrt(max_pixels) - 2 * overlap
         if tile < 8:
@@ -330,7 +334,7 @@ def super_resolve_volume(volume: np.ndarray, net: torch.nn.Module, scale: int, *
     """
     volume = _check_volume(volume, plane_axis)
     height, width = (volume.shape[ax] for ax in range(3) if ax != plane_axis)
-    plan = plan_tiles(height, width, batch)
+    plan = plan_tiles(height, width, batch, self_ensemble=self_ensemble)
     return _run_plan(volume, net, scale, plane_axis, plan, self_ensemble,
                      device_caps.resolve_bf16(bf16, device), device, progress)
 
@@ -353,7 +357,7 @@ def super_resolve_array(volume: np.ndarray, net: torch.nn.Module, scale: int, *,
     except ValueError as err:
         raise InferenceError(str(err)) from err
     height, width = (volume.shape[ax] for ax in range(3) if ax != plane_axis)
-    plan = plan or plan_tiles(height, width)
+    plan = plan or plan_tiles(height, width, self_ensemble=self_ensemble)
     out = _run_plan(norm, net, scale, plane_axis, plan, self_ensemble,
                     device_caps.resolve_bf16(bf16, device), device, progress)
     excess = np.moveaxis(np.maximum(volume - np.float32(hi), 0) / np.float32(hi - lo),
@@ -472,7 +476,7 @@ def _infer(args: argparse.Namespace) -> int:
     net, scale, info = _load_model(args.weights, args.opt)
     height, width = (canon.shape[ax] for ax in in_plane)
     plan = plan_tiles(height, width, args.batch, max_pixels=args.max_pixels, tile=args.tile,
-                      overlap=args.tile_overlap)
+                      overlap=args.tile_overlap, self_ensemble=args.self_ensemble)
     bf16 = device_caps.resolve_bf16(args.bf16, args.device)
     scales = [1] * 3
     for ax in nifti_geometry.input_axes(in_plane, ornt):
