@@ -165,3 +165,11 @@ def test_bad_options_and_paths_are_reported(dbs: Path, tmp_path: Path):
     with pytest.raises(ValueError, match="'slice1' is not a slice key"):
         IXIPairedDataset(_opt(dbs, phase="val", io_backend={"type": "disk"},
                               dataroot_gt=str(tmp_path / "gt"), dataroot_lq=str(tmp_path / "lq")))
+
+
+def test_slice_step_keeps_every_nth_slice(dbs: Path):
+    full = IXIPairedDataset(_opt(dbs, phase="test"))
+    every2 = IXIPairedDataset(_opt(dbs, phase="test", slice_step=2))
+    assert every2.keys == full.keys[::2] and len(every2) == (len(full) + 1) // 2
+    with pytest.raises(ValueError, match="slice_step"):
+        IXIPairedDataset(_opt(dbs, phase="test", slice_step=0))

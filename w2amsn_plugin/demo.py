@@ -37,7 +37,7 @@ __all__ = ["DEMO_SEED", "build_demo_tree", "main"]
 REPO = Path(__file__).resolve().parent.parent
 #: split seed under which the shipped Colin27 (IXI002-Demo-0002) is the test subject
 DEMO_SEED = 0
-_SHIPPED = (("IXI001-Demo-0001", "mni152_2009a_t1.nii.gz"), ("IXI002-Demo-0002", "colin27_t1.nii.gz"))
+_SHIPPED = (("IXI001-Demo-0001", "mni152_2009a_t1"), ("IXI002-Demo-0002", "colin27_t1"))
 
 
 def _say(msg: str) -> None:

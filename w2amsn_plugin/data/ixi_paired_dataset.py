@@ -40,6 +40,8 @@ class IXIPairedDataset(data.Dataset):
             use_hflip (bool): random horizontal flips in training. Default: True.
             use_rot (bool): random 90-degree rotations / vertical flips in training. Default: True.
             filename_tmpl (str): folder mode, LR file name template. Default: ``'{}'``.
+            slice_step (int): keep every n-th slice (in key order, i.e. per volume when a
+                volume's slice count is a multiple of n), e.g. for a quicker test. Default: 1.
 
     Items: ``lq`` (1xhxw float32), ``gt`` (1xHxW), ``lq_path``/``gt_path`` (the LMDB key, or the
     file path in folder mode), ``key`` (e.g. ``IXI002-Guys-0828_T1_s042``), ``subject``
@@ -75,6 +77,10 @@ class IXIPairedDataset(data.Dataset):
                 paired_paths_from_folder([self.lq_folder, self.gt_folder], ["lq", "gt"],
                                          opt.get("filename_tmpl", "{}")),
                 key=lambda p: p["gt_path"])
+        step = int(opt.get("slice_step", 1))
+        if step < 1:
+            raise ValueError(f"slice_step must be a positive integer, got {step}")
+        self.paths = self.paths[::step]
         if not self.paths:
             raise ValueError(f"{self.gt_folder}: dataset is empty")
         self.keys = [self._key(p["gt_path"]) for p in self.paths]

@@ -1,0 +1,48 @@
+"""`bash scripts/demo.sh --quick`: the README's first command end to end on the shipped sample
+(data prep -> basicsr train -> basicsr test with and without self-ensemble -> summary), then a
+second run that redoes neither data prep nor training (issue 10)."""
+from __future__ import annotations
+
+import json
+import sys
+
+from w2amsn_plugin.data.samples import sample_path
+
+
+def test_quick_demo_runs_end_to_end_and_twice(run, tmp_path):
+    out = run([sys.executable, "-m", "w2amsn_plugin.demo", "--quick", "--workdir", str(tmp_path)],
+              cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    res = tmp_path / "results" / "demo"
+    for name in ("table.md", "volumes.csv", "figure.png", "summary.json"):
+        assert (res / name).is_file(), name
+    summary = json.loads((res / "summary.json").read_text())
+    assert summary["quick"] is True and summary["scale"] == 2
+    assert summary["test_subject"] not in summary["train_subjects"]
+    assert summary["test_subject"] == "IXI002-Demo-0002"  # Colin27; trained on the MNI template
+    assert (tmp_path / "datasets" / "demo" / "ixi" / "IXI002-Demo-0002-T1.nii.gz").resolve() == \
+        sample_path("colin27_t1").resolve()
+    bic = summary["metrics"]["bicubic"]
+    assert 25 < bic["psnr_fg"] < 45 and 0.8 < bic["ssim_fg"] <= 1
+    for method in ("W2AMSN", "W2AMSN+"):
+        assert set(summary["metrics"][method]) == {"psnr_fg", "ssim_fg", "psnr", "ssim"}
+    table = (res / "table.md").read_text()
+    assert "| T1 | ×2 |" in table and "W2AMSN+" in table and "Bicubic" in table
+    weights = tmp_path / "experiments" / "W2AMSN_demo_quick_T1_x2_a8t1_20it_B4" / "models"
+    assert (weights / "net_g_latest.pth").is_file()
+
+    again = run([sys.executable, "-m", "w2amsn_plugin.demo", "--quick", "--workdir", str(tmp_path)],
+                cwd=tmp_path, timeout=600)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    assert "nothing to do" in again.stdout  # data prep not redone
+    assert "Resuming training from epoch" in again.stdout + again.stderr
+    assert json.loads((res / "summary.json").read_text())["metrics"] == summary["metrics"]
+
+
+def test_demo_refuses_a_folder_with_one_volume(run, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "one.nii.gz").symlink_to(sample_path("colin27_t1"))
+    out = run([sys.executable, "-m", "w2amsn_plugin.demo", "--data", str(tmp_path / "data"),
+               "--workdir", str(tmp_path)], cwd=tmp_path, timeout=120)
+    assert out.returncode != 0 and "at least two NIfTI volumes" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
