@@ -25,7 +25,7 @@ def test_help_lists_verbs(run, tmp_path):
     assert out.returncode == 0 and "train" in out.stdout and "test" in out.stdout
     out = run(["w2amsn", "--help"], cwd=tmp_path)
     assert out.returncode == 0
-    for verb in ("stats", "infer", "bench"):
+    for verb in ("stats", "infer", "bench", "baselines"):
         assert verb in out.stdout
     out = run(["basicsr", "train", "--help"], cwd=tmp_path)
     for flag in ("-opt", "--launcher", "--auto_resume", "--debug", "--force_yml", "--local-rank"):

@@ -62,6 +62,8 @@ from typing import Any, Sequence
 
 import yaml
 
+from .experiments import metrics_options
+
 __all__ = ["BenchmarkError", "RunFailed", "Method", "method_labels", "budget_train_options", "scale_schedule",
            "derive_test_options", "log_times", "seconds_per_iteration", "iterations_for_minutes",
            "comparison_rows", "comparison_markdown", "plot_psnr_vs_params", "run_benchmark",
@@ -191,11 +193,7 @@ def derive_test_options(train_opt: dict[str, Any], label: str, weights: str, *, 
         base["name"] = re.sub(r"(train|val)$", split, old) if re.search(r"(train|val)$", old) else f"{old}_{split}"
         metrics = (train_opt.get("val") or {}).get("metrics")
         if not metrics:
-            s = train_opt["scale"]
-            metrics = {"psnr_fg": {"type": "calculate_psnr_fg", "crop_border": s},
-                       "ssim_fg": {"type": "calculate_ssim_fg", "crop_border": s},
-                       "psnr": {"type": "calculate_psnr_mr", "crop_border": s},
-                       "ssim": {"type": "calculate_ssim_mr", "crop_border": s}}
+            metrics = metrics_options(train_opt["scale"])
         out = {key: copy.deepcopy(train_opt[key]) for key in ("model_type", "scale", "num_gpu",
                                                              "manual_seed") if key in train_opt}
         out["datasets"] = {"test_1": base}

@@ -23,6 +23,8 @@ _W2AMSN_VERBS = {
     "stats": ("w2amsn_plugin.stats", "parameters and multiply-adds of W²AMSN and the baselines (Table II)"),
     "infer": ("w2amsn_plugin.infer", "super-resolve a whole NIfTI volume with a trained model"),
     "bench": ("w2amsn_plugin.bench", "measure this machine's limits and the plugin's speed against them"),
+    "baselines": ("w2amsn_plugin.baselines_benchmark",
+                  "train and test W²AMSN and baselines with one budget; comparison table and plot"),
 }
 
 
