@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import yaml
 
 import w2amsn_plugin  # noqa: F401  (makes basicsr importable)
+from basicsr.archs import build_network
 from w2amsn_plugin import bench
-from w2amsn_plugin.benchmarks import data_path, inference, training, volume
+from w2amsn_plugin.benchmarks import data_path, inference, precision, training, volume
 from w2amsn_plugin.benchmarks.results import Row, guarded, markdown_table
 from w2amsn_plugin.cli import w2amsn_main
 
@@ -24,9 +27,9 @@ SMOKE = bench.Profile(
     train_models=("W2AMSN-S",),
     data=data_path.DataSettings(n_volumes=2, volume_shape=(48, 48, 16), crop=(48, 48, 8),
                                 batch=2, lr_patch=16, n_batches=3),
-    volume=volume.VolumeSettings(shape=(32, 32, 4)), limit_reps=1)
+    volume=volume.VolumeSettings(shape=(32, 32, 4)), precision_slices=1, limit_reps=1)
 
-GROUPS = {"machine", "inference", "training", "data prep", "data path", "volume"}
+GROUPS = {"machine", "inference", "training", "data prep", "data path", "volume", "precision"}
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +104,33 @@ def test_smoke_training_data_and_volume_rows(smoke_json: dict) -> None:
     assert extra["output_shape"] == [128, 128, 4] and extra["slices_run"] == 4
     assert extra["peak_rss"] > extra["output_bytes"] > 0
     assert extra["peak_rss_above_output"] == extra["peak_rss"] - extra["output_bytes"]
+
+
+def test_smoke_precision_row_needs_weights(smoke_json: dict) -> None:
+    (row,) = [r for r in smoke_json["rows"] if r["group"] == "precision"]
+    assert "--weights" in row["unavailable"]
+
+
+def test_precision_row_compares_fp32_and_bf16_on_the_sample(tmp_path: Path) -> None:
+    net_opt = {"type": "W2AMSN", "num_in_ch": 1, "num_out_ch": 1, "num_feat": 4, "num_block": 1,
+               "upscale": 2}
+    (tmp_path / "tiny.yml").write_text(yaml.safe_dump({"scale": 2, "network_g": net_opt}))
+    torch.manual_seed(0)
+    net = build_network(dict(net_opt))
+    torch.save({"params": net.state_dict()}, tmp_path / "net_g_latest.pth")
+    row = precision.precision_row(precision.PrecisionSettings(
+        weights=str(tmp_path / "net_g_latest.pth"), n_slices=2))
+    assert row.ok and row.input.startswith("2 slices") and row.input.endswith("x2")
+    extra = row.extra
+    assert extra["psnr_fg_change_db"] == pytest.approx(extra["psnr_fg_bf16"] - extra["psnr_fg_fp32"])
+    assert extra["bf16_vs_fp32_psnr_db"] > 20  # bf16 rounding, not a different network
+
+
+def test_sample_slices_are_aligned_lr_hr_pairs() -> None:
+    hr, lr = precision.sample_slices(3, 2)
+    assert hr.shape[0] == lr.shape[0] == 3 and hr.shape[1:] == (2 * lr.shape[1], 2 * lr.shape[2])
+    assert 0 <= hr.min() and hr.max() <= 1 and (hr > 0.1).mean() > 0.2  # brain slices
+    assert np.allclose(lr * 65535, np.round(lr * 65535), atol=1e-2)  # 16-bit grid, as the LMDB
 
 
 def test_smoke_targets_are_listed(smoke_json: dict) -> None:

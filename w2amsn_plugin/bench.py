@@ -15,6 +15,8 @@ and one table (issue 11; DESIGN.md section 7: ratios measured in one run, never 
   path (``IXIPairedDataset`` over LMDB, 0 and 1 workers) (:mod:`.benchmarks.data_path`);
 - a 256x256x150 volume at x4 through ``super_resolve_volume``: wall time and peak memory in a
   child process (:mod:`.benchmarks.volume`);
+- with ``--weights`` (a trained checkpoint), what bf16 costs in foreground PSNR on the shipped
+  Colin27 sample (:mod:`.benchmarks.precision`);
 
 then checks the issue's targets on those numbers. ``--quick`` (under 3 minutes on 2 cores) runs
 the full matrix for W²AMSN-S only, our path for the other networks, W²AMSN-S training, fewer
@@ -36,12 +38,12 @@ from typing import Any, Callable
 
 import torch
 
-from .benchmarks import data_path, inference, training, volume
+from .benchmarks import data_path, inference, precision, training, volume
 from .benchmarks.machine_limits import ConvLimit, conv_limit, machine_info
 from .benchmarks.results import Row, Target, error_row, guarded, markdown_table, targets_table
 
-__all__ = ["Profile", "PROFILES", "BenchResult", "run_bench", "check_targets",
-           "configure_parser", "run"]
+__all__ = ["Profile", "PROFILES", "BenchResult", "run_bench", "apply_mfu", "check_targets",
+           "report", "configure_parser", "run"]
 
 ALL_MODELS = ("W2AMSN", "W2AMSN-S", "EDSR", "RCAN")
 GIB = 1 << 30
@@ -60,6 +62,7 @@ class Profile:
     train_models: tuple[str, ...]
     data: data_path.DataSettings
     volume: volume.VolumeSettings
+    precision_slices: int = 8
     limit_reps: int = 5
 
 
@@ -69,13 +72,13 @@ PROFILES: dict[str, Profile] = {
         matrix_models=ALL_MODELS, ours_models=(), compile_models=("W2AMSN", "W2AMSN-S"),
         train=training.TrainSettings(warmup=1, reps=2), train_models=("W2AMSN", "W2AMSN-S"),
         data=data_path.DataSettings(n_volumes=6, n_batches=30),
-        volume=volume.VolumeSettings(budget_s=240.0), limit_reps=10),
+        volume=volume.VolumeSettings(budget_s=240.0), precision_slices=16, limit_reps=10),
     "quick": Profile(
         name="quick", infer=inference.InferSettings(warmup=1, reps=1),
         matrix_models=("W2AMSN-S",), ours_models=("W2AMSN", "EDSR", "RCAN"), compile_models=(),
         train=training.TrainSettings(warmup=1, reps=1), train_models=("W2AMSN-S",),
         data=data_path.DataSettings(n_volumes=4, n_batches=15),
-        volume=volume.VolumeSettings(budget_s=15.0), limit_reps=5),
+        volume=volume.VolumeSettings(budget_s=15.0), precision_slices=4, limit_reps=5),
 }
 
 
@@ -118,26 +121,26 @@ def machine_rows(result: BenchResult) -> list[Row]:
     return rows
 
 
-def inference_group(p: Profile, limits: dict[str, ConvLimit], device: str) -> list[Row]:
+def inference_group(p: Profile, device: str) -> list[Row]:
     """Inference rows of every network of the profile."""
     settings = replace(p.infer, device=device)
     rows: list[Row] = []
     for name in p.matrix_models + p.ours_models:
         paths = inference.ALL_PATHS if name in p.matrix_models else (inference.OURS,)
         new = guarded("inference", f"{name} x{settings.scale}", lambda: inference.inference_rows(
-            name, settings, limits, paths=paths, compile_=name in p.compile_models), model=name)
+            name, settings, paths=paths, compile_=name in p.compile_models), model=name)
         _say(new)
         rows += new
     return rows
 
 
-def training_group(p: Profile, limits: dict[str, ConvLimit], device: str) -> list[Row]:
+def training_group(p: Profile, device: str) -> list[Row]:
     """Training-step rows of every network of the profile."""
     settings = replace(p.train, device=device)
     rows: list[Row] = []
     for name in p.train_models:
         new = guarded("training", f"{name} x{settings.scale}",
-                      lambda: training.training_rows(name, settings, limits), model=name)
+                      lambda: training.training_rows(name, settings), model=name)
         _say(new)
         rows += new
     return rows
@@ -175,6 +178,15 @@ def volume_group(p: Profile, rows_so_far: list[Row], device: str, threads: int) 
         estimate = ours.seconds * inference.slice_flops(s.model, s.scale, h, w) / x2
     rows = guarded("volume", f"{s.model} x{s.scale} whole volume",
                    lambda: volume.volume_row(s, estimate), model=s.model)
+    _say(rows)
+    return rows
+
+
+def precision_group(p: Profile, device: str, weights: str | None, opt: str | None) -> list[Row]:
+    """The bf16 accuracy row (not available without trained weights)."""
+    s = precision.PrecisionSettings(weights=weights, opt=opt, n_slices=p.precision_slices,
+                                    device=device)
+    rows = guarded("precision", "bf16 vs fp32 foreground PSNR", lambda: precision.precision_row(s))
     _say(rows)
     return rows
 
@@ -283,6 +295,13 @@ def check_targets(rows: list[Row], machine: dict[str, Any], device: str) -> list
                           prep.throughput if prep else None, "volumes/min",
                           prep.throughput >= 20 if prep else None,
                           "" if prep else "make_ixi_lmdb with 2 workers not measured"))
+    prec = next((r for r in rows if r.group == "precision" and r.ok), None)
+    change = prec.extra["psnr_fg_change_db"] if prec else None
+    targets.append(Target(
+        "bf16 cost in foreground PSNR (shipped sample)", "< 0.02 dB change at x2",
+        change, "dB", abs(change) < 0.02 if prec and prec.extra["scale"] == 2 else None,
+        (prec.note + ("" if prec.extra["scale"] == 2 else "; not x2: not checked")) if prec
+        else "needs --weights (a trained checkpoint)"))
     vol = next((r for r in rows if r.group == "volume" and r.ok), None)
     above = vol.extra["peak_rss_above_output"] / GIB if vol else None
     targets.append(Target("whole volume x4, peak RSS above the output array", "<= 1 GiB", above,
@@ -312,9 +331,11 @@ def _data_target(rows: list[Row], device: str) -> Target:
 # ------------------------------------------------------------------------------- the run
 
 def run_bench(profile: Profile, device: str = "cpu", threads: int = 0, command: str = "",
+              weights: str | None = None, opt: str | None = None,
               progress: Callable[[str], None] | None = None) -> BenchResult:
     """Measure everything of ``profile`` in this process (the volume row in a child) and check
-    the targets. ``threads`` > 0 sets ``torch.set_num_threads`` first."""
+    the targets. ``threads`` > 0 sets ``torch.set_num_threads`` first; ``weights`` (and
+    ``opt``) name a trained checkpoint for the bf16 accuracy row."""
     import w2amsn_plugin  # noqa: F401  (registers architectures, dataset, model)
 
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -322,23 +343,44 @@ def run_bench(profile: Profile, device: str = "cpu", threads: int = 0, command: 
     if threads:
         torch.set_num_threads(threads)
     say("machine and conv limits ...")
-    limits = {"fp32": conv_limit(torch.float32, device, reps=profile.limit_reps),
-              "bf16": conv_limit(torch.bfloat16, device, reps=profile.limit_reps)}
+    first = _limits(device, profile.limit_reps)
+    rows: list[Row] = []
+    say("inference ...")
+    rows += inference_group(profile, device)
+    say("training ...")
+    rows += training_group(profile, device)
+    say("data preparation and data path ...")
+    rows += data_group(profile)
+    say("whole volume (child process) ...")
+    rows += volume_group(profile, rows, device, threads or torch.get_num_threads())
+    say("bf16 accuracy on the shipped sample ...")
+    rows += precision_group(profile, device, weights, opt)
+    say("conv limits again ...")
+    last = _limits(device, profile.limit_reps)
+    limits = {k: max(first[k], last[k], key=lambda lim: lim.gflops) for k in first}
     result = BenchResult(profile=profile.name, command=command, machine=machine_info(device),
                          limits=limits)
-    result.rows += machine_rows(result)
-    say("inference ...")
-    result.rows += inference_group(profile, limits, device)
-    say("training ...")
-    result.rows += training_group(profile, limits, device)
-    say("data preparation and data path ...")
-    result.rows += data_group(profile)
-    say("whole volume (child process) ...")
-    result.rows += volume_group(profile, result.rows, device, threads or torch.get_num_threads())
+    apply_mfu(rows, limits)
+    result.rows = machine_rows(result) + rows
     result.targets = check_targets(result.rows, result.machine, device)
     _annotate_data_rows(result.rows)
     result.wall_seconds = time.perf_counter() - start
     return result
+
+
+def _limits(device: str, reps: int) -> dict[str, ConvLimit]:
+    return {"fp32": conv_limit(torch.float32, device, reps=reps),
+            "bf16": conv_limit(torch.bfloat16, device, reps=reps)}
+
+
+def apply_mfu(rows: list[Row], limits: dict[str, ConvLimit]) -> None:
+    """Model FLOP utilisation of every timed row: FLOPs of its best call / that call's time /
+    the conv limit of its precision (the better of the two limit measurements, taken at the
+    start and at the end of the run, so a busy moment does not lower the yardstick)."""
+    for r in rows:
+        if r.ok and "flops_per_call" in r.extra and r.precision in limits:
+            r.mfu = r.extra["flops_per_call"] / r.extra["best_call_seconds"] / (
+                limits[r.precision].gflops * 1e9)
 
 
 def _annotate_data_rows(rows: list[Row]) -> None:
@@ -370,7 +412,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu",
                         help="cpu, cuda or cuda:N for the network rows (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
-                        help="torch threads (default: torch's choice, one per core)")
+                        help="torch threads (default: torch's choice, one per core; on a machine "
+                             "shared with other jobs, the number of free cores)")
+    parser.add_argument("--weights", default=None, metavar="PTH",
+                        help="a trained checkpoint: also measure bf16's PSNR cost on the shipped "
+                             "sample (e.g. experiments/<name>/models/net_g_latest.pth)")
+    parser.add_argument("--opt", default=None, metavar="YAML",
+                        help="options of --weights (default: the experiment's YAML, as "
+                             "'w2amsn infer' finds it)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -389,6 +438,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 0:
         print("w2amsn bench: error: --threads must be >= 0", file=sys.stderr)
         return 2
+    if args.weights is not None and not Path(args.weights).is_file():
+        print(f"w2amsn bench: error: {args.weights}: weights file not found", file=sys.stderr)
+        return 2
     if args.json and not Path(args.json).resolve().parent.is_dir():
         print(f"w2amsn bench: error: {args.json}: its folder does not exist", file=sys.stderr)
         return 2
@@ -396,7 +448,10 @@ def run(args: argparse.Namespace) -> int:
     command = "w2amsn bench" + (" --quick" if args.quick else "") + (
         f" --device {args.device}" if args.device != "cpu" else "") + (
         f" --threads {args.threads}" if args.threads else "")
-    result = run_bench(profile, device=args.device, threads=args.threads, command=command)
+    if args.weights:
+        command += f" --weights {args.weights}" + (f" --opt {args.opt}" if args.opt else "")
+    result = run_bench(profile, device=args.device, threads=args.threads, command=command,
+                       weights=args.weights, opt=args.opt)
     print(report(result))
     if args.json:
         Path(args.json).write_text(json.dumps(asdict(result), indent=1, default=str) + "\n")

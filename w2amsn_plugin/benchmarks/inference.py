@@ -13,10 +13,11 @@ Paths (same weights, same input, ``batch`` slices per call):
 - ``+ compile``: ``torch.compile`` of the channels_last network, plain and through
   ``super_resolve_volume`` (one compiled module serves both).
 
-FLOPs per slice come from ``torch.utils.flop_counter`` (:func:`w2amsn_plugin.stats.count`, on the
-meta device); MFU = FLOPs / seconds / the conv limit of the same precision. Where bf16 is
-emulated, bf16 rows run on ``emulated_size`` slices and the time per full slice is extrapolated
-by the FLOPs ratio (the row says so).
+The cases of one network are timed round-robin (:func:`.timing.time_interleaved`). FLOPs per
+slice come from ``torch.utils.flop_counter`` (:func:`w2amsn_plugin.stats.count`, on the meta
+device); the bench divides them by the time and the conv limit of the same precision (MFU).
+Where bf16 is emulated, bf16 rows run on ``emulated_size`` slices and the time per full slice is
+extrapolated by the FLOPs ratio (the row says so).
 """
 from __future__ import annotations
 
@@ -35,9 +36,8 @@ from torch import nn
 from .. import device_caps
 from ..archs.presets import preset
 from .basicsr_models import ForwardProbe, build_sr_model, model_options
-from .machine_limits import ConvLimit
-from .results import Row
-from .timing import synchronize, time_calls
+from .results import Row, error_row
+from .timing import Timing, synchronize, time_interleaved
 
 __all__ = ["PLAIN_NCHW", "PLAIN_CL", "OURS", "MRSR", "STOCK", "PLAIN_PATHS", "ALL_PATHS",
            "InferSettings", "slice_flops", "inference_rows"]
@@ -123,6 +123,17 @@ class _Case:
         return "bf16" if self.bf16 else "fp32"
 
 
+@dataclass
+class _Prepared:
+    """A case ready to time: its call, and what the row needs to say about it."""
+
+    fn: Callable[[], object]
+    side: int
+    small: bool
+    probe: ForwardProbe | None = None
+    compile_seconds: float | None = None
+
+
 def _cases(paths: Sequence[str], precisions: Sequence[str], compile_: bool) -> list[_Case]:
     cases = []
     for precision in precisions:
@@ -133,85 +144,102 @@ def _cases(paths: Sequence[str], precisions: Sequence[str], compile_: bool) -> l
     return cases
 
 
-def inference_rows(name: str, settings: InferSettings, limits: dict[str, ConvLimit],
-                   paths: Sequence[str] = ALL_PATHS, precisions: Sequence[str] = ("fp32", "bf16"),
-                   compile_: bool = False) -> list[Row]:
-    """Rows for network preset ``name``: each path x precision (x compile) in ``settings``."""
-    from .results import guarded
-
+def inference_rows(name: str, settings: InferSettings, paths: Sequence[str] = ALL_PATHS,
+                   precisions: Sequence[str] = ("fp32", "bf16"), compile_: bool = False
+                   ) -> list[Row]:
+    """Rows for network preset ``name``: each path x precision (x compile) in ``settings``,
+    timed round-robin. ``extra`` holds ``flops_per_call`` and ``best_call_seconds`` (the bench
+    derives MFU from them and the conv limit)."""
     s = settings
-    device = s.device
     torch.manual_seed(0)
     base = build_network(preset(name, s.scale)).eval().requires_grad_(False)
-    emulated = not device_caps.native_bf16(device)
+    emulated = not device_caps.native_bf16(s.device)
     compiled: dict[bool, nn.Module] = {}
-    rows: list[Row] = []
+    prepared: dict[_Case, _Prepared] = {}
+    done: dict[_Case, Row] = {}
     for case in _cases(paths, precisions, compile_):
         small = case.bf16 and emulated
-        side = s.emulated_size if small else s.lr_size
-        label = f"{name} x{s.scale} {case.path} {case.precision}" + (" + compile" if case.compiled else "")
-        fields = dict(model=name, path=case.path, precision=case.precision, compiled=case.compiled,
-                      input=f"{s.batch}x1x{s.lr_size}x{s.lr_size}")
         if case.compiled and small:
-            rows.append(Row("inference", label, unavailable="bf16 is emulated here (10x slower "
-                            "than fp32); compile not timed", **fields))
+            done[case] = _row(name, s, case, unavailable="bf16 is emulated here (~10x slower "
+                              "than fp32); compiled bf16 not timed")
             continue
-        rows += guarded("inference", label, functools.partial(
-            _measure, name, base, case, side, small, s, limits, compiled, label, fields), **fields)
+        try:
+            prepared[case] = _prepare(name, base, case, small, s, compiled)
+        except Exception as err:  # one error row; the other cases go on
+            done[case] = _row(name, s, case, error=err)
+    timings, failed = time_interleaved({c: p.fn for c, p in prepared.items()},
+                                       warmup=s.warmup, reps=s.reps, device=s.device)
+    for case, err in failed.items():
+        done[case] = _row(name, s, case, error=err)
+    for case, timing in timings.items():
+        done[case] = _timed_row(name, s, case, prepared[case], timing)
     torch._dynamo.reset()  # compiled code of this network is not reused
-    return rows
+    return [done[c] for c in _cases(paths, precisions, compile_)]
 
 
-def _measure(name: str, base: nn.Module, case: _Case, side: int, small: bool, s: InferSettings,
-             limits: dict[str, ConvLimit], compiled: dict[bool, nn.Module], label: str,
-             fields: dict) -> Row:
+def _prepare(name: str, base: nn.Module, case: _Case, small: bool, s: InferSettings,
+             compiled: dict[bool, nn.Module]) -> _Prepared:
     device = s.device
-    x = torch.rand(s.batch, 1, side, side, generator=torch.Generator().manual_seed(1))
-    x = x.to(device)
-    probe = None
-    note = []
-    compile_seconds = None
+    side = s.emulated_size if small else s.lr_size
+    x = torch.rand(s.batch, 1, side, side, generator=torch.Generator().manual_seed(1)).to(device)
     if case.path in (MRSR, STOCK):
         model_type = "MRSRModel" if case.path == MRSR else "SRModel"
         fn, probe = _basicsr_test(model_type, base, name, x, s.scale, device, case.bf16)
+        return _Prepared(fn, side, small, probe=probe)
+    if case.compiled:
+        if case.bf16 not in compiled:
+            net = copy.deepcopy(base).to(device=device, memory_format=_CL)
+            compiled[case.bf16] = torch.compile(net)
+        net = compiled[case.bf16]
     else:
-        if case.compiled:
-            if case.bf16 not in compiled:
-                net = copy.deepcopy(base).to(device=device, memory_format=_CL)
-                compiled[case.bf16] = torch.compile(net)
-            net = compiled[case.bf16]
-        else:
-            net = copy.deepcopy(base).to(device)
-            if case.path != PLAIN_NCHW:
-                net = net.to(memory_format=_CL)
-        if case.path == OURS:
-            fn = _ours(net, x, s.scale, device, case.bf16)
-        else:
-            xin = x.contiguous(memory_format=_CL) if case.path == PLAIN_CL else x
-            fn = _plain(net, xin, device, case.bf16)
-        if case.compiled:
-            start = time.perf_counter()
-            fn()
-            synchronize(device)
-            compile_seconds = time.perf_counter() - start
-    timing = time_calls(fn, warmup=s.warmup, reps=s.reps, device=device)
-    flops = slice_flops(name, s.scale, side, side)
+        net = copy.deepcopy(base).to(device)
+        if case.path != PLAIN_NCHW:
+            net = net.to(memory_format=_CL)
+    if case.path == OURS:
+        fn = _ours(net, x, s.scale, device, case.bf16)
+    else:
+        fn = _plain(net, x.contiguous(memory_format=_CL) if case.path == PLAIN_CL else x,
+                    device, case.bf16)
+    compile_seconds = None
+    if case.compiled:  # the first call compiles; time it on its own
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        compile_seconds = time.perf_counter() - start
+    return _Prepared(fn, side, small, compile_seconds=compile_seconds)
+
+
+def _label(name: str, s: InferSettings, case: _Case) -> str:
+    return f"{name} x{s.scale} {case.path} {case.precision}" + (" + compile" if case.compiled else "")
+
+
+def _row(name: str, s: InferSettings, case: _Case, **fields) -> Row:
+    err = fields.pop("error", None)
+    common = dict(model=name, path=case.path, precision=case.precision, compiled=case.compiled,
+                  input=f"{s.batch}x1x{s.lr_size}x{s.lr_size}")
+    if err is not None:
+        return error_row("inference", _label(name, s, case), err, **common)
+    return Row("inference", _label(name, s, case), **common, **fields)
+
+
+def _timed_row(name: str, s: InferSettings, case: _Case, prep: _Prepared, timing: Timing) -> Row:
+    flops_call = s.batch * slice_flops(name, s.scale, prep.side, prep.side)
     per_slice = timing.best / s.batch
-    limit = limits.get(case.precision)
-    mfu = flops / per_slice / (limit.gflops * 1e9) if limit is not None else None
-    if small:
-        per_slice *= slice_flops(name, s.scale, s.lr_size, s.lr_size) / flops
-        note.append(f"bf16 emulated: timed on {side}x{side}, extrapolated by FLOPs")
-    if compile_seconds is not None:
-        note.append(f"first call (compile) {compile_seconds:.0f} s")
+    note = []
+    if prep.small:
+        per_slice *= slice_flops(name, s.scale, s.lr_size, s.lr_size) / (flops_call / s.batch)
+        note.append(f"bf16 emulated: timed on {prep.side}x{prep.side}, extrapolated by FLOPs")
+    if prep.compile_seconds is not None:
+        note.append(f"first call (compile) {prep.compile_seconds:.0f} s")
     unavailable = None
-    if probe is not None:
-        layout = "channels_last" if probe.channels_last else "NCHW"
-        note.insert(0, f"ran {layout}, autocast {'on' if probe.autocast else 'off'}")
-        if case.bf16 and not probe.autocast:
+    if prep.probe is not None:
+        layout = "channels_last" if prep.probe.channels_last else "NCHW"
+        note.insert(0, f"ran {layout}, autocast {'on' if prep.probe.autocast else 'off'}")
+        if case.bf16 and not prep.probe.autocast:
             unavailable = f"{case.path} ignored val.bf16 (ran fp32); option missing"
-    return Row("inference", label, seconds=per_slice, throughput=1 / per_slice,
-               unit="slices/s", mfu=mfu, note="; ".join(note), unavailable=unavailable,
-               extra={"flops_per_slice": slice_flops(name, s.scale, s.lr_size, s.lr_size),
-                      "timed_side": side, "seconds_per_call": list(timing.seconds),
-                      "compile_seconds": compile_seconds}, **fields)
+    return _row(name, s, case, seconds=per_slice, throughput=1 / per_slice, unit="slices/s",
+                note="; ".join(note), unavailable=unavailable,
+                extra={"flops_per_slice": slice_flops(name, s.scale, s.lr_size, s.lr_size),
+                       "flops_per_call": flops_call, "best_call_seconds": timing.best,
+                       "timed_side": prep.side, "seconds_per_call": list(timing.seconds),
+                       "compile_seconds": prep.compile_seconds})

@@ -10,6 +10,7 @@ training shares) and ``train.bf16`` (autocast in ``optimize_parameters``); a pro
 records whether channels_last and autocast were in effect, so a row says when an option was not
 honoured. Where bf16 is
 emulated, bf16 rows run ``emulated_batch`` patches and the time is scaled to the full batch.
+The cases of one network are timed round-robin (:func:`.timing.time_interleaved`).
 """
 from __future__ import annotations
 
@@ -25,9 +26,8 @@ from torch import nn
 from .. import device_caps
 from ..archs.presets import preset
 from .basicsr_models import ForwardProbe, build_sr_model, model_options
-from .machine_limits import ConvLimit
-from .results import Row, guarded
-from .timing import time_calls
+from .results import Row, error_row
+from .timing import Timing, time_interleaved
 
 __all__ = ["BASICSR", "PLAIN_NCHW", "PLAIN_CL", "TrainSettings", "step_flops", "training_rows"]
 
@@ -98,54 +98,73 @@ def _plain_step(net: nn.Module, lq: torch.Tensor, gt: torch.Tensor, bf16: bool, 
     return step
 
 
-def training_rows(name: str, settings: TrainSettings, limits: dict[str, ConvLimit]) -> list[Row]:
-    """Rows for network preset ``name``: BasicSR's step and the plain loop, fp32 and bf16; MFU
-    is the step's forward + backward FLOPs over the conv limit of the same precision."""
+def training_rows(name: str, settings: TrainSettings) -> list[Row]:
+    """Rows for network preset ``name``: BasicSR's step and the plain loop, fp32 and bf16,
+    timed round-robin. ``extra`` holds ``flops_per_call`` (forward + backward of the timed
+    batch) and ``best_call_seconds`` (the bench derives MFU from them)."""
     s = settings
-    emulated = not device_caps.native_bf16(s.device)
-    rows: list[Row] = []
-    for path, bf16 in _CASES:
-        precision = "bf16 autocast" if bf16 else "fp32"
-        label = f"{name} x{s.scale} {path} {precision}"
-        fields = dict(model=name, path=path, precision="bf16" if bf16 else "fp32",
-                      input=f"step of {s.batch}x1x{s.patch}x{s.patch}")
-        rows += guarded("training", label, functools.partial(
-            _measure, name, path, bf16, bf16 and emulated, s, limits, label, fields), **fields)
-    return rows
+    small = not device_caps.native_bf16(s.device)
+    prepared: dict[tuple[str, bool], tuple[Callable[[], None], ForwardProbe | None, int]] = {}
+    done: dict[tuple[str, bool], Row] = {}
+    for case in _CASES:
+        try:
+            prepared[case] = _prepare(name, *case, small and case[1], s)
+        except Exception as err:  # one error row; the other cases go on
+            done[case] = error_row("training", _label(name, s, *case), err, **_fields(name, s, *case))
+    timings, failed = time_interleaved({c: p[0] for c, p in prepared.items()},
+                                       warmup=s.warmup, reps=s.reps, device=s.device)
+    for case, err in failed.items():
+        done[case] = error_row("training", _label(name, s, *case), err, **_fields(name, s, *case))
+    for case, timing in timings.items():
+        _, probe, n = prepared[case]
+        done[case] = _timed_row(name, s, case, probe, n, timing)
+    return [done[c] for c in _CASES]
 
 
-def _measure(name: str, path: str, bf16: bool, small: bool, s: TrainSettings,
-             limits: dict[str, ConvLimit], label: str, fields: dict) -> Row:
+def _label(name: str, s: TrainSettings, path: str, bf16: bool) -> str:
+    return f"{name} x{s.scale} {path} {'bf16 autocast' if bf16 else 'fp32'}"
+
+
+def _fields(name: str, s: TrainSettings, path: str, bf16: bool) -> dict:
+    return dict(model=name, path=path, precision="bf16" if bf16 else "fp32",
+                input=f"step of {s.batch}x1x{s.patch}x{s.patch}")
+
+
+def _prepare(name: str, path: str, bf16: bool, small: bool, s: TrainSettings
+             ) -> tuple[Callable[[], None], ForwardProbe | None, int]:
+    """The step function, the probe on BasicSR's network (None for the plain loop) and the
+    number of patches it trains on."""
     n = s.emulated_batch if small else s.batch
     lq, gt = _batch(n, s)
     torch.manual_seed(0)
     model = build_sr_model(model_options("MRSRModel", preset(name, s.scale), s.scale, s.device,
                                          is_train=True, train={"bf16": bf16},
                                          val={"channels_last": True}))
-    probe = None
     if path == BASICSR:
         probe = ForwardProbe().attach(model.get_bare_model(model.net_g))
-        step = _basicsr_step(model, lq, gt)
-    else:
-        net = copy.deepcopy(model.get_bare_model(model.net_g)).train()
-        del model
-        if path == PLAIN_CL:
-            net, lq = net.to(memory_format=_CL), lq.contiguous(memory_format=_CL)
-        step = _plain_step(net, lq, gt, bf16, s.device)
-    timing = time_calls(step, warmup=s.warmup, reps=s.reps, device=s.device)
+        return _basicsr_step(model, lq, gt), probe, n
+    net = copy.deepcopy(model.get_bare_model(model.net_g)).train()
+    net = net.to(memory_format=_CL if path == PLAIN_CL else torch.contiguous_format)
+    if path == PLAIN_CL:
+        lq = lq.contiguous(memory_format=_CL)
+    return _plain_step(net, lq, gt, bf16, s.device), None, n
+
+
+def _timed_row(name: str, s: TrainSettings, case: tuple[str, bool], probe: ForwardProbe | None,
+               n: int, timing: Timing) -> Row:
+    path, bf16 = case
     seconds = timing.best * s.batch / n
-    limit = limits.get("bf16" if bf16 else "fp32")
-    flops = step_flops(name, s.scale, n, s.patch)
-    mfu = flops / timing.best / (limit.gflops * 1e9) if limit is not None else None
     note, unavailable = [], None
-    if small:
+    if n != s.batch:
         note.append(f"bf16 emulated: timed with batch {n}, scaled to {s.batch}")
     if probe is not None:
         note.insert(0, f"ran {'channels_last' if probe.channels_last else 'NCHW'}, "
                        f"autocast {'on' if probe.autocast else 'off'}")
         if bf16 and not probe.autocast:
             unavailable = "MRSRModel ignored train.bf16 (ran fp32); option missing"
-    return Row("training", label, seconds=seconds, throughput=s.batch / seconds,
-               unit="patches/s", mfu=mfu, note="; ".join(note), unavailable=unavailable,
-               extra={"seconds_per_step_timed": list(timing.seconds), "timed_batch": n},
-               **fields)
+    return Row("training", _label(name, s, path, bf16), seconds=seconds,
+               throughput=s.batch / seconds, unit="patches/s", note="; ".join(note),
+               unavailable=unavailable,
+               extra={"flops_per_call": step_flops(name, s.scale, n, s.patch),
+                      "best_call_seconds": timing.best, "seconds_per_call": list(timing.seconds),
+                      "timed_batch": n}, **_fields(name, s, path, bf16))
