@@ -13,7 +13,7 @@ import yaml
 
 import w2amsn_plugin  # noqa: F401  (makes basicsr importable)
 from basicsr.archs import build_network
-from w2amsn_plugin import bench
+from w2amsn_plugin import bench, device_caps
 from w2amsn_plugin.benchmarks import data_path, inference, precision, training, volume
 from w2amsn_plugin.benchmarks.results import Row, guarded, markdown_table
 from w2amsn_plugin.cli import w2amsn_main
@@ -106,6 +106,15 @@ def test_smoke_training_data_and_volume_rows(smoke_json: dict) -> None:
     assert extra["peak_rss_above_output"] == extra["peak_rss"] - extra["output_bytes"]
 
 
+def test_volume_peak_memory_is_the_childs_own() -> None:
+    """The child's peak must not include the parent's resident size (Linux carries it into a
+    spawned child's ru_maxrss)."""
+    ballast = np.ones(150_000_000)  # 1.2 GB resident in this process
+    row = volume.volume_row(volume.VolumeSettings(shape=(32, 32, 4)))
+    assert ballast[-1] == 1.0
+    assert 0 < row.extra["baseline_rss"] <= row.extra["peak_rss"] < ballast.nbytes
+
+
 def test_smoke_precision_row_needs_weights(smoke_json: dict) -> None:
     (row,) = [r for r in smoke_json["rows"] if r["group"] == "precision"]
     assert "--weights" in row["unavailable"]
@@ -154,7 +163,8 @@ def _targets(rows: list[Row]) -> dict[str, bench.Target]:
     return {t.name: t for t in bench.check_targets(rows, {}, "cpu")}
 
 
-def test_targets_compare_with_the_best_plain_variant_and_stock_basicsr() -> None:
+def test_targets_compare_with_the_best_plain_variant_and_stock_basicsr(monkeypatch) -> None:
+    monkeypatch.setattr(device_caps, "native_bf16", lambda device="cpu": False)
     rows = [_inf("W2AMSN", inference.PLAIN_NCHW, "fp32", 3.0),
             _inf("W2AMSN", inference.PLAIN_CL, "fp32", 2.0),
             _inf("W2AMSN", inference.OURS, "fp32", 2.06, mfu=0.72),
@@ -165,13 +175,27 @@ def test_targets_compare_with_the_best_plain_variant_and_stock_basicsr() -> None
     assert ours.measured == pytest.approx(1.03) and ours.met is True
     mrsr = t[f"{inference.MRSR} vs best plain eager, fp32"]
     assert mrsr.measured == pytest.approx(1.1) and mrsr.met is False
-    stock = t[f"{inference.OURS} fp32 vs stock SRModel.test (NCHW fp32)"]
+    stock = t[f"{inference.OURS}, auto precision (fp32 here), vs stock SRModel.test (NCHW fp32)"]
     assert stock.measured == pytest.approx(3.3 / 2.06) and stock.met is True
-    assert t[f"{inference.MRSR} fp32 vs stock SRModel.test (NCHW fp32)"].met is False
+    assert t[f"{inference.MRSR}, auto precision (fp32 here), vs stock SRModel.test "
+             "(NCHW fp32)"].met is False
     mfu = t["W2AMSN inference MFU, our path, fp32 channels_last"]
     assert mfu.measured == pytest.approx(72) and mfu.met is True
+    assert t["default path never slower than fp32 (bf16 emulated)"].met is True
     # nothing measured in bf16: those targets are "not checked", not failed
     assert t[f"{inference.OURS} vs best plain eager, bf16"].met is None
+
+
+def test_targets_where_bf16_is_native(monkeypatch) -> None:
+    monkeypatch.setattr(device_caps, "native_bf16", lambda device="cpu": True)
+    rows = [_inf("W2AMSN", inference.OURS, "fp32", 2.0), _inf("W2AMSN", inference.OURS, "bf16", 1.25),
+            _inf("W2AMSN", inference.STOCK, "fp32", 2.1)]
+    t = _targets(rows)
+    speedup = t["bf16 speed-up, our path (native bf16)"]
+    assert speedup.measured == pytest.approx(1.6) and speedup.met is False
+    stock = t[f"{inference.OURS}, auto precision (bf16 here), vs stock SRModel.test (NCHW fp32)"]
+    assert stock.measured == pytest.approx(2.1 / 1.25) and stock.met is True
+    assert "in fp32: W2AMSN 1.05" in stock.note
 
 
 def test_targets_skip_rows_that_failed_or_were_unavailable() -> None:

@@ -71,7 +71,7 @@ PROFILES: dict[str, Profile] = {
         name="full", infer=inference.InferSettings(warmup=1, reps=2),
         matrix_models=ALL_MODELS, ours_models=(), compile_models=("W2AMSN", "W2AMSN-S"),
         train=training.TrainSettings(warmup=1, reps=2), train_models=("W2AMSN", "W2AMSN-S"),
-        data=data_path.DataSettings(n_volumes=6, n_batches=30),
+        data=data_path.DataSettings(n_volumes=12, n_batches=30),
         volume=volume.VolumeSettings(budget_s=240.0), precision_slices=16, limit_reps=10),
     "quick": Profile(
         name="quick", infer=inference.InferSettings(warmup=1, reps=1),
@@ -231,7 +231,7 @@ def check_targets(rows: list[Row], machine: dict[str, Any], device: str) -> list
 
     native = native_bf16(device)
     inf = [r for r in rows if r.group == "inference"]
-    models = sorted({r.model for r in inf if r.path == inference.PLAIN_NCHW})
+    models = sorted({r.model for r in inf if r.path in (*inference.PLAIN_PATHS, inference.STOCK)})
     targets: list[Target] = []
 
     ours32 = _find(rows, "inference", "W2AMSN", inference.OURS, "fp32")
@@ -261,12 +261,18 @@ def check_targets(rows: list[Row], machine: dict[str, Any], device: str) -> list
             targets.append(_ratio_target(
                 f"{path} vs best plain eager, {precision}", "<= 1.05x the time", 1.05, pairs,
                 False, "row"))
+    auto = "bf16" if native else "fp32"
     for path in (inference.OURS, inference.MRSR):
         pairs = {m: (_find(rows, "inference", m, inference.STOCK, "fp32"),
-                     _find(rows, "inference", m, path, "fp32")) for m in models}
-        targets.append(_ratio_target(
-            f"{path} fp32 vs stock SRModel.test (NCHW fp32)", ">= 1.5x faster", 1.5, pairs, True,
-            "row"))
+                     _find(rows, "inference", m, path, auto)) for m in models}
+        t = _ratio_target(f"{path}, auto precision ({auto} here), vs stock SRModel.test "
+                          "(NCHW fp32)", ">= 1.5x faster", 1.5, pairs, True, "row")
+        fp32 = {m: (_find(rows, "inference", m, inference.STOCK, "fp32"),
+                    _find(rows, "inference", m, path, "fp32")) for m in models}
+        same = [f"{m} {a.seconds / b.seconds:.2f}" for m, (a, b) in fp32.items() if a and b]
+        if auto != "fp32" and same:
+            t.note += f"; in fp32: {', '.join(same)}"
+        targets.append(t)
 
     train_models = sorted({r.model for r in rows if r.group == "training" and r.model})
     plain_train = (training.PLAIN_NCHW, training.PLAIN_CL)

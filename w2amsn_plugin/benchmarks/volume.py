@@ -1,8 +1,10 @@
 """Whole-volume row of ``w2amsn bench``: :func:`w2amsn_plugin.infer.super_resolve_volume` on a
 256x256xN volume at x4, wall time and peak memory (issue 11, deliverable 1).
 
-It runs in a fresh (spawned) process so the peak resident set size (``ru_maxrss``, which only
-ever grows) is this job's own, not the bench's. The volume is smooth synthetic structure in
+It runs in a fresh (spawned) process so the peak resident set size is this job's own, not the
+bench's. On Linux the peak is the process's ``VmHWM`` (``/proc/self/status``): ``ru_maxrss``
+would not do, as Linux carries the parent's resident size at the fork into the child's
+``ru_maxrss`` across the ``exec`` of a spawned process. The volume is smooth synthetic structure in
 [0, 1]; what memory it needs does not depend on the values. Where timing all 150 slices would
 not fit the bench's time budget, fewer slices are run and the wall time for the whole volume is
 extrapolated (the row says so); the memory above the output array does not grow with the number
@@ -19,7 +21,7 @@ from typing import Any
 
 from .results import Row
 
-__all__ = ["VolumeSettings", "volume_row", "run_volume"]
+__all__ = ["VolumeSettings", "peak_rss_bytes", "volume_row", "run_volume"]
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,19 @@ class VolumeSettings:
     threads: int = 0  # 0: torch's default
 
 
-def _rss_bytes(maxrss: int) -> int:
-    """``ru_maxrss`` in bytes (kilobytes on Linux, bytes on macOS)."""
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size in bytes: ``VmHWM`` where ``/proc`` has it, else
+    ``ru_maxrss`` (kilobytes on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return maxrss if sys.platform == "darwin" else maxrss * 1024
 
 
@@ -52,8 +65,6 @@ def _smooth_volume(height: int, width: int, depth: int):
 def run_volume(model: str, scale: int, shape: tuple[int, int, int], device: str,
                threads: int) -> dict[str, Any]:
     """The child's job: build the network, super-resolve, report time and peak memory."""
-    import resource
-
     import torch
     from basicsr.archs import build_network
 
@@ -71,13 +82,13 @@ def run_volume(model: str, scale: int, shape: tuple[int, int, int], device: str,
     cuda = torch.device(device).type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    baseline = _rss_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    baseline = peak_rss_bytes()
     start = time.perf_counter()
     out = super_resolve_volume(volume, net, scale, plane_axis=2, bf16=None, device=device)
     if cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_rss": _rss_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
+    return {"seconds": seconds, "peak_rss": peak_rss_bytes(),
             "baseline_rss": baseline, "output_bytes": int(out.nbytes), "input_bytes": int(volume.nbytes),
             "output_shape": list(out.shape), "bf16": bf16,
             "cuda_max_allocated": torch.cuda.max_memory_allocated(device) if cuda else None}
