@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .results import Row, guarded
 
@@ -99,22 +99,18 @@ def _loader(lmdb_dir: Path, workers: int, s: DataSettings):
 
 def _data_one(lmdb_dir: Path, workers: int, s: DataSettings) -> Row:
     loader, n_items = _loader(lmdb_dir, workers, s)
-    n_batches = max(1, min(s.n_batches, n_items // s.batch - 1))
-    seen = 0
+    n_batches = min(s.n_batches, n_items // s.batch - 1)  # one epoch: no worker restart
+    if n_batches < 1:
+        raise ValueError(f"{n_items} samples make fewer than 2 batches of {s.batch}")
     iterator = iter(loader)
     start = time.perf_counter()
     next(iterator)  # worker start-up and the first LMDB open
     first = time.perf_counter() - start
     start = time.perf_counter()
-    while seen < n_batches:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            iterator = iter(loader)
-            continue
-        seen += 1
+    for _ in range(n_batches):
+        next(iterator)
     seconds = time.perf_counter() - start
-    del iterator, batch
+    del iterator
     per_sample = seconds / (n_batches * s.batch)
     return Row("data path", f"IXIPairedDataset LMDB, {workers} worker{'s' * (workers != 1)}",
                path="IXIPairedDataset", input=f"batch {s.batch}, LR patch {s.lr_patch}, x{s.scale}",
@@ -126,7 +122,9 @@ def _data_one(lmdb_dir: Path, workers: int, s: DataSettings) -> Row:
 def data_path_rows(lmdb_dir: Path | None, s: DataSettings) -> list[Row]:
     """One row per data-loader worker count over the databases in ``lmdb_dir``."""
     rows: list[Row] = []
-    for workers in sorted(s.loader_workers, reverse=True):  # see report: lmdb double-open after fork
+    # most workers first: a dataloader worker forked after this process opened the LMDB fails
+    # with "already open in this process" (lmdb_io.readonly_env keeps the inherited env)
+    for workers in sorted(s.loader_workers, reverse=True):
         label = f"IXIPairedDataset LMDB, {workers} worker{'s' * (workers != 1)}"
         if lmdb_dir is None:
             rows.append(Row("data path", label, path="IXIPairedDataset",
