@@ -123,6 +123,16 @@ def test_force_yml_unknown_key(capsys, tiny_options):
     assert "total_iters" in err and "cannot create" in err
 
 
+def test_unknown_mrsrmodel_val_option(capsys, tiny_options):
+    opt = tiny_options("valtypo")
+    data = yaml.safe_load(opt.read_text())
+    data["model_type"] = "MRSRModel"
+    data["val"]["self_ensamble"] = True
+    opt.write_text(yaml.safe_dump(data))
+    err = _error_of(capsys, ["train", "-opt", str(opt)])
+    assert "self_ensamble" in err and "'self_ensemble'" in err
+
+
 def test_bad_yaml(capsys, tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("name: x\nnum_gpu: [0\n")

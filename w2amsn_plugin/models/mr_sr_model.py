@@ -63,12 +63,15 @@ from .results_table import BICUBIC, slice_rows, table_iii_markdown, volume_rows,
 from .self_ensemble import self_ensemble
 from .volume_scores import SliceScores, aggregate_volumes, set_means
 
-__all__ = ["MRSRModel"]
+__all__ = ["MRSRModel", "VAL_OPTIONS"]
 
 _KEY_RE = re.compile(r"^(?P<subject>.+)_(?P<modality>[A-Za-z0-9]+)_s(?P<slice>\d+)$")
 _BOOL_OPTIONS = {"self_ensemble": False, "uint8_metrics": False, "bicubic_reference": True,
                  "channels_last": False}
 _BEST_FILE = "net_g_best.pth"
+#: every key MRSRModel reads under ``val:`` (BasicSR 1.4.2's and ours), for the options check
+VAL_OPTIONS = frozenset({"val_freq", "save_img", "suffix", "pbar", "metrics", "bf16", "results_table",
+                         "method_name", "best_metric", *_BOOL_OPTIONS})
 
 
 def _item(batch: dict[str, Any], name: str, b: int) -> Any:
