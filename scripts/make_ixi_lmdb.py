@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Build the IXI slice LMDBs for one modality (paper section IV-A; DESIGN.md section 4).
+"""Build the IXI slice LMDBs for one modality (paper section IV-A; README "Data preparation").
 
     python scripts/make_ixi_lmdb.py --ixi-root IXI --modality T1 --scales 2 3 4 --out datasets/IXI
 

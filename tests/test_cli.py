@@ -133,6 +133,14 @@ def test_unknown_mrsrmodel_val_option(capsys, tiny_options):
     assert "self_ensamble" in err and "'self_ensemble'" in err
 
 
+def test_missing_dataset_is_one_line_before_basicsr_starts(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    opt = Path(__file__).resolve().parent.parent / "options" / "train_W2AMSN_T1_x2.yml"
+    err = _error_of(capsys, ["train", "-opt", str(opt)])
+    assert "datasets/IXI_T1/IXI_T1_train_HR.lmdb not found" in err and "make_ixi_lmdb.py" in err
+    assert not (tmp_path / "experiments").exists() and not (tmp_path / "tb_logger").exists()
+
+
 def test_bad_yaml(capsys, tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("name: x\nnum_gpu: [0\n")

@@ -229,7 +229,9 @@ def _load_options(path: Path, force_yml: Sequence[str], *, is_train: bool, only_
             raw = yaml.safe_load(f)
         force_yml = [e for e in force_yml if isinstance(raw, dict) and _has_key(raw, e)]
     try:
-        opt = check_options_file(str(path), force_yml=list(force_yml), is_train=is_train)
+        # data paths are checked relative to --workdir (_check_data), not the current directory
+        opt = check_options_file(str(path), force_yml=list(force_yml), is_train=is_train,
+                                 check_paths=False)
     except OptionsError as err:
         raise BenchmarkError(str(err)) from None
     if is_train:

@@ -5,7 +5,7 @@ Every YAML under ``options/`` is generated from this module by ``scripts/make_op
 file follows BasicSR: general -> datasets -> network_g -> path -> train -> val -> logger ->
 dist_params.
 
-Schedule (paper section IV-B; DESIGN.md section 6): 500 volumes x 96 slices = 48,000 training
+Schedule (paper section IV-B; README "Reproducing the paper"): 500 volumes x 96 slices = 48,000 training
 slices per epoch, batch 96 of 32x32 LR patches -> 500 iterations per epoch; 1000 epochs =
 500k iterations; Adam(0.9, 0.999, eps 1e-8), lr 1e-4 halved every 200 epochs (100k
 iterations); L1 loss.

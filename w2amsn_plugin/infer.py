@@ -1,7 +1,7 @@
 """Whole-volume MR super-resolution with a trained model: the Python API and ``w2amsn infer``.
 
 ``w2amsn infer --input lr.nii.gz --output sr.nii.gz --weights net_g_latest.pth`` reads a NIfTI
-or Analyze volume, normalises it per volume as training did (DESIGN.md section 4), super-resolves
+or Analyze volume, normalises it per volume as training did (README "Data preparation"), super-resolves
 every slice of one anatomical plane in batches (tiled with overlap when a batch would exceed the
 memory cap), undoes the normalisation and writes a NIfTI whose grid is ``scale`` times finer in
 that plane over the same field of view (:mod:`w2amsn_plugin.nifti_geometry`).

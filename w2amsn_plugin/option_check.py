@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator
 
 import yaml
 
-__all__ = ["OptionsError", "check_options_file", "check_options"]
+__all__ = ["OptionsError", "check_options_file", "check_options", "check_data_paths"]
 
 _OPTIMIZERS = ("Adam",)  # basicsr/models/base_model.py:103-108
 _SCHEDULERS = ("MultiStepLR", "MultiStepRestartLR", "CosineAnnealingRestartLR")  # :110-121
@@ -132,9 +132,27 @@ def check_options(opt: dict, path: str = "<options>", *, is_train: bool = True) 
                                "use num_gpu: 0 (CPU), e.g. --force_yml num_gpu=0")
 
 
+def check_data_paths(opt: dict, path: str = "<options>") -> None:
+    """Raise :class:`OptionsError` for a dataset ``dataroot_*`` that does not exist (relative
+    paths are relative to the current directory, as BasicSR reads them)."""
+    for phase, section in (opt.get("datasets") or {}).items():
+        if not isinstance(section, dict):
+            continue
+        for key in ("dataroot_gt", "dataroot_lq"):
+            root = section.get(key)
+            if root is not None and not os.path.exists(os.path.expanduser(str(root))):
+                hint = ""
+                if "IXI_" in str(root):
+                    hint = (f"; build it with scripts/make_ixi_lmdb.py --out "
+                            f"{os.path.dirname(str(root)) or '.'}")
+                raise OptionsError(f"{path}: datasets:{phase}:{key}: {root} not found (relative to "
+                                   f"{os.getcwd()}){hint}")
+
+
 def check_options_file(path: str, *, force_yml: Iterable[str] | None = None,
-                       is_train: bool = True) -> dict:
-    """Read ``path`` like BasicSR does, apply ``--force_yml``, check it; return the dict."""
+                       is_train: bool = True, check_paths: bool = True) -> dict:
+    """Read ``path`` like BasicSR does, apply ``--force_yml``, check it and (``check_paths``)
+    that its datasets exist relative to the current directory; return the dict."""
     if not os.path.isfile(path):
         raise OptionsError(f"{path}: options file not found")
     try:
@@ -148,4 +166,6 @@ def check_options_file(path: str, *, force_yml: Iterable[str] | None = None,
     if force_yml and isinstance(opt, dict):
         _apply_force_yml(opt, force_yml, path)
     check_options(opt, path, is_train=is_train)
+    if check_paths:
+        check_data_paths(opt, path)
     return opt

@@ -1,5 +1,5 @@
 """Build the paper's IXI slice databases from IXI's NIfTI volumes (paper section IV-A;
-DESIGN.md section 4). ``scripts/make_ixi_lmdb.py`` is a thin command line over
+README "Data preparation"). ``scripts/make_ixi_lmdb.py`` is a thin command line over
 :func:`make_ixi_lmdb`.
 
 For one modality it writes, BasicSR-style, into ``OUT``:
@@ -68,7 +68,7 @@ def database_name(modality: str, split: str, kind: str) -> str:
 
 @dataclass(frozen=True)
 class PrepConfig:
-    """Options of :func:`make_ixi_lmdb` (defaults: the paper's set-up, DESIGN.md section 4).
+    """Options of :func:`make_ixi_lmdb` (defaults: the paper's set-up, README "Data preparation").
 
     ``crop`` is ``(x, y, z)`` in canonical RAS voxels: slices are ``y`` high and ``x`` wide, ``z``
     slices per volume. ``workers`` processes volumes in parallel (1: in this process).
