@@ -114,10 +114,12 @@ def machine_rows(result: BenchResult) -> list[Row]:
                      f"torch {m['torch']}, BasicSR {m['basicsr']}")]
     if m["device"] != "cpu":
         rows.append(Row("machine", "device", input=m["device_description"]))
+    cuda = torch.device(m["device"]).type == "cuda"
     for key, lim in result.limits.items():
+        note = ("bf16 emulated: timed on a small input" if lim.emulated else
+                "TF32 convolutions (torch's default on CUDA)" if cuda and key == "fp32" else "")
         rows.append(Row("machine", f"conv limit {key}", precision=key, input=lim.shape,
-                        throughput=lim.gflops, unit="GFLOP/s",
-                        note="bf16 emulated: timed on a small input" if lim.emulated else ""))
+                        throughput=lim.gflops, unit="GFLOP/s", note=note))
     return rows
 
 
