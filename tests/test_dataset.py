@@ -173,3 +173,16 @@ def test_slice_step_keeps_every_nth_slice(dbs: Path):
     assert every2.keys == full.keys[::2] and len(every2) == (len(full) + 1) // 2
     with pytest.raises(ValueError, match="slice_step"):
         IXIPairedDataset(_opt(dbs, phase="test", slice_step=0))
+
+
+def test_dataloader_worker_forked_after_the_parent_read(dbs: Path):
+    """A worker forked after the main process opened the LMDB must open its own environment
+    (py-lmdb refuses a second open of a path it still counts as open in the process)."""
+    from torch.utils.data import DataLoader
+
+    ds = IXIPairedDataset(_opt(dbs, phase="val"))
+    first = ds[0]["gt"]  # opens the environment in this process
+    loader = DataLoader(ds, batch_size=2, num_workers=1,
+                        multiprocessing_context="fork")
+    batch = next(iter(loader))
+    assert torch.equal(batch["gt"][0], first)

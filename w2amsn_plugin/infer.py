@@ -42,9 +42,11 @@ __all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_TILE_OVERLAP", "InferenceError", "Tile
            "plan_tiles", "bicubic_upsample", "load_model", "super_resolve_volume",
            "super_resolve_array", "configure_parser", "run"]
 
-#: LR pixels per forward call (batch x window area). W2AMSN (a=32, t=20) peaks at about 5.7 KB
-#: per LR pixel in fp32 (4.3 KB in bf16; measured, x2), so one call stays near 1.5 GB.
-DEFAULT_MAX_PIXELS = 1 << 18
+#: LR pixels per forward call (batch x window area): one 256x256 LR slice. W2AMSN (a=32, t=20)
+#: peaks at about 5.7 KB per LR pixel in fp32 (4.3 KB in bf16; measured, x2), ~0.4 GiB per call;
+#: `w2amsn bench` measured the same speed as 4x more per call and half the peak memory (a 256x256x150
+#: volume at x4: 0.82 GiB above the output array for W2AMSN fp32, 1.69 GiB with 1 << 18).
+DEFAULT_MAX_PIXELS = 1 << 16
 #: LR pixels of context on each side of a tile (its output is cropped away)
 DEFAULT_TILE_OVERLAP = 32
 

@@ -34,7 +34,12 @@ def readonly_env(path: str | os.PathLike) -> lmdb.Environment:
     Opened on first use, without locking and read-ahead (as BasicSR's ``LmdbBackend``); a forked
     dataloader worker opens its own (an environment must not cross a fork).
     """
-    key = (os.getpid(), os.path.realpath(path))
+    pid = os.getpid()
+    for stale in [k for k in _ENVS if k[0] != pid]:
+        # inherited through fork from the parent: py-lmdb still counts it as open in this
+        # process (so a second open of the same path fails) but it must not be used here
+        _ENVS.pop(stale).close()
+    key = (pid, os.path.realpath(path))
     env = _ENVS.get(key)
     if env is None:
         env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False)
