@@ -82,6 +82,7 @@ def test_count_other_scales_and_unsupported() -> None:
 
 def test_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["--scale", "0"]) == 2
-    assert "positive" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert "--scale 0: must be a positive integer" in err and len(err.strip().splitlines()) == 1
     assert _run(["--scale", "2", "--size", "8", "8", "--json", str(tmp_path / "no" / "x.json")]) == 1
-    assert "cannot write" in capsys.readouterr().out
+    assert "cannot write" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -155,11 +156,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the tables; write JSON if asked. Returns the exit status."""
     size = (int(args.size[0]), int(args.size[1]))
-    if min(size) < 1 or min(args.scale) < 1:
-        print("w2amsn stats: --scale and --size must be positive integers")
+    bad = [f"--scale {s}" for s in args.scale if s < 1] + [f"--size {n}" for n in size if n < 1]
+    if bad:
+        print(f"w2amsn stats: error: {bad[0]}: must be a positive integer", file=sys.stderr)
         return 2
     if args.json and not Path(args.json).resolve().parent.is_dir():
-        print(f"w2amsn stats: cannot write {args.json}: its folder does not exist")
+        print(f"w2amsn stats: error: cannot write {args.json}: its folder does not exist",
+              file=sys.stderr)
         return 1
     models = _model_rows(list(args.scale), size)
     widths = _width_rows(size)
