@@ -37,11 +37,11 @@ def generated_files() -> dict[str, str]:
             files[f"test/{exp.group}/test_{exp.file_arch}_plus_{exp.modality}_x{exp.scale}.yml"] = \
                 _dump(ex.eval_options(exp, True), "x8 geometric self-ensemble")
     for quick in (False, True):
-        tag = "demo_quick" if quick else "demo"
         note = "The README demo (bash scripts/demo.sh" + (" --quick)" if quick else ")")
-        files[f"demo/train_W2AMSN_{tag}_x2.yml"] = _dump(ex.demo_train_options(quick), note)
-        files[f"demo/test_W2AMSN_{tag}_x2.yml"] = _dump(ex.demo_eval_options(quick, False), note)
-        files[f"demo/test_W2AMSN_plus_{tag}_x2.yml"] = _dump(ex.demo_eval_options(quick, True), note)
+        demo = ex.demo_option_files(quick)
+        files[demo["train"]] = _dump(ex.demo_train_options(quick), note)
+        files[demo["test"]] = _dump(ex.demo_eval_options(quick, False), note)
+        files[demo["test_plus"]] = _dump(ex.demo_eval_options(quick, True), note)
     files["train_W2AMSN_T1_x2.yml"] = _dump(
         ex.train_options(HEADLINE),
         "The headline experiment (same as train/W2AMSN/train_W2AMSN_T1_x2.yml).")

@@ -402,6 +402,8 @@ def plot_psnr_vs_params(rows: Sequence[dict[str, Any]], path: Path, title: str) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .models.results_table import write_figure
+
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for r in rows:
         if r["method"] == "Bicubic":
@@ -425,11 +427,7 @@ def plot_psnr_vs_params(rows: Sequence[dict[str, Any]], path: Path, title: str) 
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    write_figure(fig, path, dpi=120)
 
 
 def _finite(value: Any) -> Any:

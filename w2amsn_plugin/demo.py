@@ -88,11 +88,9 @@ def _basicsr(verb: str, opt: Path, cwd: Path, *extra: str) -> None:
 
 
 def _options(quick: bool) -> dict[str, Path]:
-    tag = "demo_quick" if quick else "demo"
-    folder = REPO / "options" / "demo"
-    return {"train": folder / f"train_W2AMSN_{tag}_x2.yml",
-            "test": folder / f"test_W2AMSN_{tag}_x2.yml",
-            "test_plus": folder / f"test_W2AMSN_plus_{tag}_x2.yml"}
+    from .experiments import demo_option_files
+
+    return {key: REPO / "options" / rel for key, rel in demo_option_files(quick).items()}
 
 
 def _read_yaml(path: Path) -> dict:
@@ -127,6 +125,7 @@ def _figure(weights: Path, train_opt: Path, lmdb_root: Path, modality: str, test
     from .infer import load_model
     from .metrics.foreground import foreground_mask
     from .metrics.psnr_ssim import calculate_psnr_fg
+    from .models.results_table import write_figure
 
     ds = IXIPairedDataset({"dataroot_gt": str(lmdb_root / f"IXI_{modality}_test_HR.lmdb"),
                            "dataroot_lq": str(lmdb_root / f"IXI_{modality}_test_LR_bicubic_X2.lmdb"),
@@ -165,11 +164,7 @@ def _figure(weights: Path, train_opt: Path, lmdb_root: Path, modality: str, test
             ax.axis("off")
     fig.suptitle(f"{best['key']}: unseen test volume, x{scale}", fontsize=10)
     fig.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, out_png)
+    write_figure(fig, out_png, dpi=110)
     return {"slice": best["key"], "psnr_fg_sr": p_sr, "psnr_fg_bicubic": p_bic}
 
 
@@ -215,12 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _basicsr("train", opts["train"], work, "--auto_resume")
     timings["train_s"] = time.time() - t0
 
-    csvs = {}
+    csvs, test_opts = {}, {}
     for key, label in (("test", "W²AMSN"), ("test_plus", "W²AMSN+ (x8 self-ensemble)")):
         t0 = time.time()
         _say(f"step 4/5: basicsr test, {label}")
         _basicsr("test", opts[key], work)
-        test_opt = _read_yaml(opts[key])
+        test_opts[key] = test_opt = _read_yaml(opts[key])
         found = sorted((work / "results" / test_opt["name"]).glob("*_volumes.csv"))
         if not found:
             raise SystemExit(f"demo: basicsr test wrote no per-volume CSV under results/{test_opt['name']}")
@@ -234,8 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = table_iii_from_csvs(list(csvs.values()))
     weights = work / "experiments" / train_opt["name"] / "models" / "net_g_latest.pth"
     fig = _figure(weights, opts["train"], lmdb_root, modality, test_subject, out / "figure.png")
-    method_plain = _read_yaml(opts["test"])["val"]["method_name"]
-    method_plus = _read_yaml(opts["test_plus"])["val"]["method_name"]
+    method_plain = test_opts["test"]["val"]["method_name"]
+    method_plus = test_opts["test_plus"]["val"]["method_name"]
     bicubic = _set_means(rows, method_plain, "bicubic_")
     plain, plus = _set_means(rows, method_plain), _set_means(rows, method_plus)
     gain = plain.get("psnr_fg", math.nan) - bicubic.get("psnr_fg", math.nan)

@@ -19,7 +19,7 @@ from typing import Any
 from .archs.presets import ABLATIONS, preset
 
 __all__ = ["Experiment", "ARCHS", "MODALITIES", "SCALES", "experiments", "train_options",
-           "eval_options", "metrics_options", "dataset_dir", "DEMO_CROP", "DEMO_TEST_SLICE_STEP", "demo_network",
+           "eval_options", "metrics_options", "dataset_dir", "DEMO_CROP", "DEMO_TEST_SLICE_STEP", "demo_option_files", "demo_network",
            "demo_train_options", "demo_eval_options"]
 
 ARCHS = ("W2AMSN", "W2AMSN-S", "EDSR", "RCAN")
@@ -198,6 +198,13 @@ def _demo_dataset(split: str, phase: str, recipe: dict[str, Any]) -> dict[str, A
     else:
         d["slice_step"] = DEMO_TEST_SLICE_STEP
     return d
+
+
+def demo_option_files(quick: bool) -> dict[str, str]:
+    """Paths, relative to ``options/``, of the demo's train, test and test-with-ensemble files."""
+    tag = "demo_quick" if quick else "demo"
+    return {"train": f"demo/train_W2AMSN_{tag}_x2.yml", "test": f"demo/test_W2AMSN_{tag}_x2.yml",
+            "test_plus": f"demo/test_W2AMSN_plus_{tag}_x2.yml"}
 
 
 def demo_network(quick: bool) -> dict[str, Any]:

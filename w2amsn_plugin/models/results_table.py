@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 
 from .volume_scores import SliceScores, VolumeScores, finite_mean
 
-__all__ = ["BICUBIC", "volume_rows", "slice_rows", "write_csv", "write_text", "read_volume_rows",
+__all__ = ["BICUBIC", "volume_rows", "slice_rows", "write_csv", "write_text", "write_figure", "read_volume_rows",
            "table_iii_markdown", "table_iii_from_csvs"]
 
 #: method name of the bicubic reference
@@ -68,6 +68,18 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> None:
+    """Save a matplotlib figure as PNG atomically (temporary file, then ``os.replace``) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
     os.replace(tmp, path)
 
 
