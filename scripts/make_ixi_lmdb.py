@@ -3,27 +3,18 @@
 
     python scripts/make_ixi_lmdb.py --ixi-root IXI --modality T1 --scales 2 3 4 --out datasets/IXI
 
-Thin command line over :func:`w2amsn_plugin.data.prepare.make_ixi_lmdb`; ``--help`` lists the
-options.
+Same as ``w2amsn prepare-ixi`` (kept so the README's and the paper's commands work as written);
+``--help`` lists the options.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-
-def main(argv: list[str] | None = None) -> int:
+if __name__ == "__main__":
     try:
-        from w2amsn_plugin.data import prepare
+        from w2amsn_plugin.cli import w2amsn_main
     except ImportError:  # run from a checkout without installing the package
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from w2amsn_plugin.data import prepare
-
-    parser = argparse.ArgumentParser(prog="make_ixi_lmdb.py", description=__doc__.split("\n")[0])
-    prepare.configure_parser(parser)
-    return prepare.run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        from w2amsn_plugin.cli import w2amsn_main
+    sys.exit(w2amsn_main(["prepare-ixi", *sys.argv[1:]]))

@@ -13,7 +13,10 @@ import yaml
 
 import w2amsn_plugin  # noqa: F401  (makes basicsr importable)
 from basicsr.archs import build_network
-from w2amsn_plugin import bench, device_caps
+from w2amsn_plugin import device_caps
+from w2amsn_plugin.benchmarks import suite as bench
+from w2amsn_plugin.benchmarks.results import Target
+from w2amsn_plugin.benchmarks.targets import check_targets
 from w2amsn_plugin.benchmarks import data_path, inference, precision, training, volume
 from w2amsn_plugin.benchmarks.results import Row, guarded, markdown_table
 from w2amsn_plugin.cli import w2amsn_main
@@ -159,8 +162,8 @@ def _inf(model: str, path: str, precision: str, seconds: float, mfu: float = 0.5
                precision=precision, seconds=seconds, throughput=1 / seconds, mfu=mfu)
 
 
-def _targets(rows: list[Row]) -> dict[str, bench.Target]:
-    return {t.name: t for t in bench.check_targets(rows, {}, "cpu")}
+def _targets(rows: list[Row]) -> dict[str, Target]:
+    return {t.name: t for t in check_targets(rows, {}, "cpu")}
 
 
 def test_targets_compare_with_the_best_plain_variant_and_stock_basicsr(monkeypatch) -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from w2amsn_plugin import baselines_benchmark as bb
+from w2amsn_plugin.benchmarks.baselines import logs, method, options
+from w2amsn_plugin.commands import baselines as cmd
 from w2amsn_plugin.data.fake_ixi import make_fake_ixi_tree
 from w2amsn_plugin.data.prepare import PrepConfig, make_ixi_lmdb
-from w2amsn_plugin.stats import count
+from w2amsn_plugin.archs.complexity import count
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "benchmark_baselines.py"
@@ -100,7 +101,7 @@ def test_two_methods_end_to_end(run, lmdb_root, tmp_path):
 
 def test_training_failure_names_the_log(lmdb_root, tmp_path, capsys):
     bad = tiny_options("EDSR", lmdb_root, tmp_path / "opts", gt_size=512)  # larger than a 96x96 slice
-    code = bb.main(["--train-opts", str(bad), "--iters", "2", "--workdir", str(tmp_path)])
+    code = cmd.main(["--train-opts", str(bad), "--iters", "2", "--workdir", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1, err
     log = tmp_path / "results" / "baselines" / "logs" / "train_EDSR_T1_x2.txt"
@@ -124,43 +125,43 @@ def test_user_errors_are_one_line(problem, lmdb_root, tmp_path, capsys):
     else:  # W2AMSN tested on the test split, EDSR on the validation split
         tests = []
         for arch, split in (("W2AMSN", "test"), ("EDSR", "val")):
-            opt = bb.derive_test_options(yaml.safe_load(opts[len(tests)].read_text()), arch, "w.pth",
+            opt = options.derive_test_options(yaml.safe_load(opts[len(tests)].read_text()), arch, "w.pth",
                                          split=split)
             tests.append(tmp_path / f"test_{arch}.yml")
             tests[-1].write_text(yaml.safe_dump(opt, sort_keys=False))
         extra = ["--test-opts", *map(str, tests)]
         expected = "the methods are tested on different data"
-    code = bb.main(["--train-opts", *map(str, opts), "--iters", "2", "--workdir", str(tmp_path), *extra])
+    code = cmd.main(["--train-opts", *map(str, opts), "--iters", "2", "--workdir", str(tmp_path), *extra])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and expected in err, err
     assert not (tmp_path / "experiments").exists()  # checked before anything ran
 
 
 def test_labels_strip_the_shared_suffix():
-    assert bb.method_labels(["a/train_W2AMSN_T1_x2.yml", "b/train_W2AMSN_S_T1_x2.yml",
+    assert options.method_labels(["a/train_W2AMSN_T1_x2.yml", "b/train_W2AMSN_S_T1_x2.yml",
                              "c/train_EDSR_T1_x2.yml"]) == ["W2AMSN", "W2AMSN_S", "EDSR"]
-    assert bb.method_labels(["train_RCAN_T2_x4.yml"]) == ["RCAN_T2_x4"]
-    with pytest.raises(bb.BenchmarkError, match="same label"):
-        bb.method_labels(["a/train_EDSR_T1_x2.yml", "b/train_EDSR_T1_x2.yml"])
+    assert options.method_labels(["train_RCAN_T2_x4.yml"]) == ["RCAN_T2_x4"]
+    with pytest.raises(method.BenchmarkError, match="same label"):
+        options.method_labels(["a/train_EDSR_T1_x2.yml", "b/train_EDSR_T1_x2.yml"])
 
 
 def test_budget_compresses_the_schedule():
     opt = yaml.safe_load(REAL["W2AMSN"].read_text())  # MultiStepLR halving every 100k of 500k
-    budget = bb.budget_train_options(opt, 5000, "x_bench5000it")
+    budget = options.budget_train_options(opt, 5000, "x_bench5000it")
     assert budget["train"]["total_iter"] == 5000
     assert budget["train"]["scheduler"]["milestones"] == [1000, 2000, 3000, 4000]
     assert budget["logger"]["save_checkpoint_freq"] == 5000 and budget["name"] == "x_bench5000it"
     assert "val" not in budget["datasets"] and opt["datasets"]["val"]  # the input is not modified
     cosine = {"total_iter": 1000, "warmup_iter": 100,
               "scheduler": {"type": "CosineAnnealingRestartLR", "periods": [250, 250, 500]}}
-    bb.scale_schedule(cosine, 7)
+    options.scale_schedule(cosine, 7)
     assert cosine["total_iter"] == 7 and sum(cosine["scheduler"]["periods"]) >= 7
     assert len(cosine["scheduler"]["periods"]) == 3 and cosine["warmup_iter"] == 1
 
 
 def test_test_options_derived_from_training_options():
     opt = yaml.safe_load(REAL["EDSR"].read_text())
-    test = bb.derive_test_options(opt, "EDSR", "/w/net_g_latest.pth", self_ensemble=True)
+    test = options.derive_test_options(opt, "EDSR", "/w/net_g_latest.pth", self_ensemble=True)
     data = test["datasets"]["test_1"]
     assert data["dataroot_gt"] == "datasets/IXI_T1/IXI_T1_test_HR.lmdb"
     assert data["dataroot_lq"] == "datasets/IXI_T1/IXI_T1_test_LR_bicubic_X2.lmdb"
@@ -170,8 +171,8 @@ def test_test_options_derived_from_training_options():
     assert test["val"]["method_name"] == "EDSR+" and test["val"]["self_ensemble"] is True
     assert test["val"]["metrics"] == opt["val"]["metrics"] and "train" not in test
     opt["datasets"]["val"]["dataroot_gt"] = "data/hr.lmdb"
-    with pytest.raises(bb.BenchmarkError, match="pass --test-opts"):
-        bb.derive_test_options(opt, "EDSR", "w.pth")
+    with pytest.raises(method.BenchmarkError, match="pass --test-opts"):
+        options.derive_test_options(opt, "EDSR", "w.pth")
 
 
 def test_minutes_budget_from_the_iteration_log():
@@ -179,7 +180,7 @@ def test_minutes_budget_from_the_iteration_log():
              "[eta: 0:00:00, time (data): 0.1 (0.0)] l_pix: 1e-1".replace(".", ",", 1)
              for i, s in [(1, 0.0), (2, 5.0), (3, 5.5), (4, 6.0), (5, 6.5), (6, 7.0)]]
     text = "2026-01-01 10:00:00,000 INFO: Start training from epoch: 0, iter: 0\n" + "\n".join(lines)
-    assert bb.seconds_per_iteration(text) == pytest.approx(0.5)  # the slow first step is not timed
-    assert bb.iterations_for_minutes(2, 0.5) == 240 and bb.iterations_for_minutes(0.001, 9) == 1
-    with pytest.raises(bb.BenchmarkError, match="--calib-iters"):
-        bb.seconds_per_iteration("\n".join(lines[:3]))
+    assert logs.seconds_per_iteration(text) == pytest.approx(0.5)  # the slow first step is not timed
+    assert logs.iterations_for_minutes(2, 0.5) == 240 and logs.iterations_for_minutes(0.001, 9) == 1
+    with pytest.raises(method.BenchmarkError, match="--calib-iters"):
+        logs.seconds_per_iteration("\n".join(lines[:3]))

@@ -12,7 +12,7 @@ from w2amsn_plugin.data.samples import sample_path
 
 
 def test_quick_demo_runs_end_to_end_and_twice(run, tmp_path):
-    out = run([sys.executable, "-m", "w2amsn_plugin.demo", "--quick", "--workdir", str(tmp_path)],
+    out = run([sys.executable, "-m", "w2amsn_plugin.cli", "demo", "--quick", "--workdir", str(tmp_path)],
               cwd=tmp_path, timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     res = tmp_path / "results" / "demo"
@@ -33,7 +33,7 @@ def test_quick_demo_runs_end_to_end_and_twice(run, tmp_path):
     weights = tmp_path / "experiments" / "W2AMSN_demo_quick_T1_x2_a8t1_20it_B4" / "models"
     assert (weights / "net_g_latest.pth").is_file()
 
-    again = run([sys.executable, "-m", "w2amsn_plugin.demo", "--quick", "--workdir", str(tmp_path)],
+    again = run([sys.executable, "-m", "w2amsn_plugin.cli", "demo", "--quick", "--workdir", str(tmp_path)],
                 cwd=tmp_path, timeout=600)
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
     assert "nothing to do" in again.stdout  # data prep not redone
@@ -44,7 +44,7 @@ def test_quick_demo_runs_end_to_end_and_twice(run, tmp_path):
 def test_demo_refuses_a_folder_with_one_volume(run, tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "one.nii.gz").symlink_to(sample_path("colin27_t1"))
-    out = run([sys.executable, "-m", "w2amsn_plugin.demo", "--data", str(tmp_path / "data"),
+    out = run([sys.executable, "-m", "w2amsn_plugin.cli", "demo", "--data", str(tmp_path / "data"),
                "--workdir", str(tmp_path)], cwd=tmp_path, timeout=120)
     assert out.returncode != 0 and "at least two NIfTI volumes" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
@@ -55,7 +55,7 @@ def test_full_demo_beats_bicubic_by_the_target(run, tmp_path):
     """The real thing (`bash scripts/test.sh -m slow`): the README demo trains 1000 iterations on
     the MNI template and must beat bicubic by >= 1.5 dB foreground PSNR on unseen Colin27
     (measured +1.99 dB; ~12 min on 2 AVX2 cores, longer on a busy machine)."""
-    out = run([sys.executable, "-m", "w2amsn_plugin.demo", "--workdir", str(tmp_path)],
+    out = run([sys.executable, "-m", "w2amsn_plugin.cli", "demo", "--workdir", str(tmp_path)],
               cwd=tmp_path, timeout=3600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     summary = json.loads((tmp_path / "results" / "demo" / "summary.json").read_text())

@@ -16,8 +16,9 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from nibabel import orientations
 from torch import nn
 
-from w2amsn_plugin import device_caps, infer
-from w2amsn_plugin import nifti_geometry as geo
+from w2amsn_plugin import device_caps, inference as infer
+from w2amsn_plugin.inference import engine
+from w2amsn_plugin.inference import geometry as geo
 from w2amsn_plugin.archs import W2AMSN
 from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.data.samples import sample_path
@@ -136,8 +137,8 @@ def test_tiled_equals_untiled_for_a_local_network():
     net = W2AMSN(num_feat=4, num_block=1, upscale=2, block_attention="none",
                  global_attention="none")
     vol = np.random.default_rng(1).random((3, 50, 37)).astype(np.float32)
-    whole = infer._run_plan(vol, net, 2, 0, infer.TilePlan(batch=8), False, False, "cpu", False)
-    tiled = infer._run_plan(vol, net, 2, 0, infer.TilePlan(batch=5, tile=16, overlap=12),
+    whole = engine._run_plan(vol, net, 2, 0, infer.TilePlan(batch=8), False, False, "cpu", False)
+    tiled = engine._run_plan(vol, net, 2, 0, infer.TilePlan(batch=5, tile=16, overlap=12),
                             False, False, "cpu", False)
     assert np.abs(tiled - whole).max() < 1e-5
 

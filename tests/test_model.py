@@ -33,8 +33,8 @@ from w2amsn_plugin.data.normalization import normalize_intensity
 from w2amsn_plugin.data.png16 import to_uint16
 from w2amsn_plugin.data.samples import sample_path
 from w2amsn_plugin.metrics import calculate_psnr_fg, calculate_psnr_mr
-from w2amsn_plugin.models.results_table import table_iii_from_csvs
-from w2amsn_plugin.models.self_ensemble import self_ensemble
+from w2amsn_plugin.results.tables import table_iii_from_csvs
+from w2amsn_plugin.archs.self_ensemble import self_ensemble
 
 # volume -> axial slices; colin27 slice 180 is above the head (no foreground)
 VOLUMES = {"colin27_t1": (60, 100, 180), "mni152_2009a_t1": (80, 120)}

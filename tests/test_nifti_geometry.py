@@ -1,4 +1,4 @@
-"""Geometry of super-resolved NIfTI volumes (w2amsn_plugin.nifti_geometry)."""
+"""Geometry of super-resolved NIfTI volumes (w2amsn_plugin.inference.geometry)."""
 from __future__ import annotations
 
 import itertools
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from nibabel import orientations
 
-from w2amsn_plugin import nifti_geometry as geo
+from w2amsn_plugin.inference import geometry as geo
 
 # an oblique, anisotropic, non-canonical affine (voxel 0.9 x 1.2 x 3 mm, rotated, LPI-ish)
 _ROT = nib.eulerangles.euler2mat(0.3, -0.2, 0.1)

@@ -3,7 +3,6 @@ plugin's checks and builds its network, dataset and model (issue 8)."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -11,21 +10,28 @@ import pytest
 import yaml
 
 from w2amsn_plugin import experiments as ex
+from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.option_check import check_options
 
 REPO = Path(__file__).resolve().parent.parent
 OPTIONS = sorted((REPO / "options").rglob("*.yml"))
 
 
-def _make_options_module():
-    spec = importlib.util.spec_from_file_location("make_options", REPO / "scripts" / "make_options.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_committed_options_equal_the_table():
-    assert _make_options_module().main(["--check"]) == 0
+    assert w2amsn_main(["make-options", "--check", "--out", str(REPO / "options")]) == 0
+
+
+def test_make_options_check_sees_a_changed_and_a_stray_file(tmp_path, capsys):
+    out = tmp_path / "options"
+    assert w2amsn_main(["make-options", "--out", str(out)]) == 0
+    assert w2amsn_main(["make-options", "--check", "--out", str(out)]) == 0
+    headline = out / "train_W2AMSN_T1_x2.yml"
+    headline.write_text(headline.read_text().replace("total_iter: 500000", "total_iter: 5"))
+    (out / "train" / "stray.yml").write_text("name: x\n")
+    capsys.readouterr()
+    assert w2amsn_main(["make-options", "--check", "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "train_W2AMSN_T1_x2.yml: differs" in printed and "stray.yml: not generated" in printed
 
 
 def test_matrix_is_complete():

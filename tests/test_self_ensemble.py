@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from w2amsn_plugin.models.self_ensemble import NUM_TRANSFORMS, inverse_transform, self_ensemble, transform
+from w2amsn_plugin.archs.self_ensemble import NUM_TRANSFORMS, inverse_transform, self_ensemble, transform
 
 
 def _asymmetric(n: int = 2, h: int = 6, w: int = 9) -> torch.Tensor:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import w2amsn_plugin  # noqa: F401  (registers the archs)
-from w2amsn_plugin import stats
+from w2amsn_plugin.archs import complexity
+from w2amsn_plugin.commands import stats
 from w2amsn_plugin.archs import preset
 
 
@@ -75,7 +76,7 @@ def test_width_candidates_support_the_default(x2_report: tuple[dict, str]) -> No
 
 
 def test_count_other_scales_and_unsupported() -> None:
-    assert stats.count(preset("W2AMSN-S", 3), (8, 8))["params"] > 0
+    assert complexity.count(preset("W2AMSN-S", 3), (8, 8))["params"] > 0
     rows = stats._model_rows([5], (8, 8))
     assert all(("error" in r) == (r["model"] in ("EDSR", "RCAN")) for r in rows)
 

@@ -6,8 +6,9 @@ the current working directory as root, so ``experiments/``, ``results/`` and ``t
 where the user runs the command (``python -m basicsr.train`` would put them in site-packages).
 ``python -m w2amsn_plugin.cli train ...`` is the same command, for ``torchrun``.
 
-``w2amsn <verb>``: the plugin's own tools; each verb lives in its own module exposing
-``configure_parser(parser)`` and ``run(args) -> int``.
+``w2amsn <verb>``: the plugin's own tools; verb ``a-b`` lives in :mod:`w2amsn_plugin.commands.a_b`,
+which exposes ``configure_parser(parser)`` and ``run(args) -> int`` (0 on success, 2 with one
+``error:`` line on stderr for a user-caused problem).
 """
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ from typing import Sequence
 __all__ = ["basicsr_main", "w2amsn_main"]
 
 _W2AMSN_VERBS = {
-    "stats": ("w2amsn_plugin.stats", "parameters and multiply-adds of W²AMSN and the baselines (Table II)"),
-    "infer": ("w2amsn_plugin.infer", "super-resolve a whole NIfTI volume with a trained model"),
-    "bench": ("w2amsn_plugin.bench", "measure this machine's limits and the plugin's speed against them"),
-    "baselines": ("w2amsn_plugin.baselines_benchmark",
-                  "train and test W²AMSN and baselines with one budget; comparison table and plot"),
+    "prepare-ixi": "build the IXI slice LMDBs of one modality from IXI's NIfTI volumes",
+    "demo": "train and test W²AMSN end to end on the MR sample shipped in the package",
+    "make-options": "write every options YAML of the paper's experiments (or --check them)",
+    "infer": "super-resolve a whole MR volume with a trained model",
+    "stats": "parameters and multiply-adds of W²AMSN and the baselines (Table II)",
+    "bench": "measure this machine's limits and the plugin's speed against them",
+    "baselines": "train and test W²AMSN and baselines with one budget; comparison table and plot",
 }
 
 
@@ -95,12 +98,17 @@ def w2amsn_main(argv: Sequence[str] | None = None) -> int:
     verbs = parser.add_subparsers(dest="verb", metavar="{" + ",".join(_W2AMSN_VERBS) + "}",
                                   required=True)
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    for verb, (module_name, text) in _W2AMSN_VERBS.items():
+    for verb, text in _W2AMSN_VERBS.items():
         sub = verbs.add_parser(verb, help=text, description=text)
         if verb == chosen:
-            importlib.import_module(module_name).configure_parser(sub)
+            _command(verb).configure_parser(sub)
     args = parser.parse_args(argv)
-    return int(importlib.import_module(_W2AMSN_VERBS[args.verb][0]).run(args))
+    return int(_command(args.verb).run(args))
+
+
+def _command(verb: str):
+    """The module of ``w2amsn <verb>`` (imported only when used: torch is slow to import)."""
+    return importlib.import_module(f"w2amsn_plugin.commands.{verb.replace('-', '_')}")
 
 
 def _module_main() -> int:

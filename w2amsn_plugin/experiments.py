@@ -1,6 +1,6 @@
 """The paper's experiments as one table, rendered into BasicSR options dicts.
 
-Every YAML under ``options/`` is generated from this module by ``scripts/make_options.py``
+Every YAML under ``options/`` is generated from this module by ``w2amsn make-options`` (``scripts/make_options.py``)
 (``tests/test_options.py`` checks the committed files equal the generated ones). Layout of each
 file follows BasicSR: general -> datasets -> network_g -> path -> train -> val -> logger ->
 dist_params.
@@ -13,14 +13,19 @@ iterations); L1 loss.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from .archs.presets import ABLATIONS, preset
+from .data.naming import database_path
 
 __all__ = ["Experiment", "ARCHS", "MODALITIES", "SCALES", "experiments", "train_options",
-           "eval_options", "metrics_options", "dataset_dir", "DEMO_CROP", "DEMO_TEST_SLICE_STEP", "demo_option_files", "demo_network",
-           "demo_train_options", "demo_eval_options"]
+           "eval_options", "metrics_options", "paper_train_section", "dataset_dir", "DEMO_CROP", "DEMO_DATA_DIR", "DEMO_TEST_SLICE_STEP", "demo_option_files", "demo_network",
+           "demo_train_options", "demo_eval_options", "OPTIONS_HEADER", "options_text",
+           "demo_option_texts", "option_files", "write_option_files"]
 
 ARCHS = ("W2AMSN", "W2AMSN-S", "EDSR", "RCAN")
 MODALITIES = ("PD", "T1", "T2")
@@ -97,9 +102,7 @@ def dataset_dir(modality: str) -> str:
 
 
 def _lmdb(modality: str, split: str, scale: int | None) -> str:
-    name = (f"IXI_{modality}_{split}_HR.lmdb" if scale is None
-            else f"IXI_{modality}_{split}_LR_bicubic_X{scale}.lmdb")
-    return f"{dataset_dir(modality)}/{name}"
+    return database_path(dataset_dir(modality), modality, split, scale)
 
 
 def _dataset(modality: str, split: str, scale: int, phase: str) -> dict[str, Any]:
@@ -122,9 +125,20 @@ def metrics_options(scale: int) -> dict[str, Any]:
             "ssim": {"type": "calculate_ssim_mr", "crop_border": scale, "better": "higher"}}
 
 
+def paper_train_section() -> dict[str, Any]:
+    """The ``train:`` section of the paper's schedule (section IV-B): L1, Adam(0.9, 0.999, 1e-8),
+    lr 1e-4 halved every 100k iterations, 500k iterations, no EMA."""
+    return {"ema_decay": 0,
+            "optim_g": {"type": "Adam", "lr": 1.0e-4, "weight_decay": 0,
+                        "betas": [0.9, 0.999], "eps": 1.0e-8},
+            "scheduler": {"type": "MultiStepLR",
+                          "milestones": list(range(100_000, TOTAL_ITER, 100_000)), "gamma": 0.5},
+            "total_iter": TOTAL_ITER, "warmup_iter": -1,
+            "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"}}
+
+
 def train_options(exp: Experiment) -> dict[str, Any]:
     """BasicSR training options for ``exp`` with the paper's schedule."""
-    milestones = list(range(100_000, TOTAL_ITER, 100_000))
     return {
         "name": exp.name,
         "model_type": "MRSRModel",
@@ -135,12 +149,7 @@ def train_options(exp: Experiment) -> dict[str, Any]:
                      "val": _dataset(exp.modality, "val", exp.scale, "val")},
         "network_g": exp.network(),
         "path": {"pretrain_network_g": None, "strict_load_g": True, "resume_state": None},
-        "train": {"ema_decay": 0,
-                  "optim_g": {"type": "Adam", "lr": 1.0e-4, "weight_decay": 0,
-                              "betas": [0.9, 0.999], "eps": 1.0e-8},
-                  "scheduler": {"type": "MultiStepLR", "milestones": milestones, "gamma": 0.5},
-                  "total_iter": TOTAL_ITER, "warmup_iter": -1,
-                  "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"}},
+        "train": paper_train_section(),
         "val": {"val_freq": 5000, "save_img": False, "self_ensemble": False,
                 "metrics": metrics_options(exp.scale)},
         "logger": {"print_freq": 100, "save_checkpoint_freq": 5000, "use_tb_logger": True,
@@ -169,9 +178,11 @@ def eval_options(exp: Experiment, self_ensemble: bool) -> dict[str, Any]:
     }
 
 
-# --- the README's demo (w2amsn_plugin/demo.py): CPU-sized, measured on a 2-core AVX2 machine ---
+# --- the README's demo (w2amsn demo, w2amsn_plugin/commands/demo.py): CPU-sized, measured on a 2-core AVX2 machine ---
 #: crop (x, y, z) of the demo volumes: 1 mm MNI-space brains fit 176 x 208; z slices per volume
 DEMO_CROP = (176, 208, 96)
+#: where the demo writes its databases, relative to its working directory
+DEMO_DATA_DIR = "datasets/demo"
 #: every n-th test slice is scored (the test volume's slices are 1 mm apart; this keeps the
 #: x8 self-ensemble test within the demo's time budget)
 DEMO_TEST_SLICE_STEP = 4
@@ -188,8 +199,8 @@ _DEMO = {
 
 def _demo_dataset(split: str, phase: str, recipe: dict[str, Any]) -> dict[str, Any]:
     d: dict[str, Any] = {"name": f"demo_T1_{split}", "type": "IXIPairedDataset",
-                         "dataroot_gt": f"datasets/demo/IXI_T1_{split}_HR.lmdb",
-                         "dataroot_lq": f"datasets/demo/IXI_T1_{split}_LR_bicubic_X2.lmdb",
+                         "dataroot_gt": database_path(DEMO_DATA_DIR, "T1", split),
+                         "dataroot_lq": database_path(DEMO_DATA_DIR, "T1", split, 2),
                          "io_backend": {"type": "lmdb"}}
     if phase == "train":
         d.update({"gt_size": recipe["lr_patch"] * 2, "use_hflip": True, "use_rot": True,
@@ -254,3 +265,59 @@ def demo_eval_options(quick: bool, self_ensemble: bool) -> dict[str, Any]:
                 "results_table": True, "method_name": "W2AMSN+" if self_ensemble else "W2AMSN",
                 "metrics": metrics_options(2)},
     }
+
+
+# --- the options files ------------------------------------------------------------------------
+#: first line of every generated options file
+OPTIONS_HEADER = ("# Generated by `w2amsn make-options` from w2amsn_plugin/experiments.py; "
+                  "edit the table there, not this file.\n")
+HEADLINE = Experiment("W2AMSN", "T1", 2, "W2AMSN")
+
+
+def options_text(opt: dict[str, Any], note: str = "") -> str:
+    """One options dict as the YAML text of a generated file (BasicSR's section order kept)."""
+    text = yaml.safe_dump(opt, sort_keys=False, default_flow_style=None, width=100)
+    return OPTIONS_HEADER + (f"# {note}\n" if note else "") + text
+
+
+def demo_option_texts(quick: bool) -> dict[str, str]:
+    """The demo's options files: relative path under ``options/`` -> YAML text."""
+    note = "The README demo (bash scripts/demo.sh" + (" --quick)" if quick else ")")
+    files = demo_option_files(quick)
+    return {files["train"]: options_text(demo_train_options(quick), note),
+            files["test"]: options_text(demo_eval_options(quick, False), note),
+            files["test_plus"]: options_text(demo_eval_options(quick, True), note)}
+
+
+def option_files() -> dict[str, str]:
+    """Every generated options file: relative path under ``options/`` -> YAML text."""
+    files: dict[str, str] = {}
+    for exp in experiments():
+        files[f"train/{exp.group}/train_{exp.stem}.yml"] = options_text(train_options(exp), exp.note)
+        files[f"test/{exp.group}/test_{exp.stem}.yml"] = options_text(eval_options(exp, False), exp.note)
+        if not exp.tag:  # Table III's W²AMSN+ column and the baselines with self-ensemble
+            files[f"test/{exp.group}/test_{exp.file_arch}_plus_{exp.modality}_x{exp.scale}.yml"] = \
+                options_text(eval_options(exp, True), "x8 geometric self-ensemble")
+    for quick in (False, True):
+        files.update(demo_option_texts(quick))
+    files["train_W2AMSN_T1_x2.yml"] = options_text(
+        train_options(HEADLINE),
+        "The headline experiment (same as train/W2AMSN/train_W2AMSN_T1_x2.yml).")
+    return files
+
+
+def write_option_files(files: dict[str, str], out: str | Path, prune: bool = False) -> list[Path]:
+    """Write ``files`` under ``out`` (each atomically); with ``prune``, delete the ``*.yml`` under
+    ``out`` that are not among them. Returns the paths written."""
+    from .results.files import write_text
+
+    out = Path(out)
+    if prune and out.is_dir():
+        for path in sorted(out.rglob("*.yml")):
+            if str(path.relative_to(out)) not in files:
+                path.unlink()
+    written = []
+    for rel, text in files.items():
+        write_text(out / rel, text)
+        written.append(out / rel)
+    return written

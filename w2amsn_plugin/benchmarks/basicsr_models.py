@@ -11,6 +11,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from ..experiments import paper_train_section
+
 __all__ = ["model_options", "build_sr_model", "quiet_basicsr", "ForwardProbe", "is_channels_last"]
 
 
@@ -18,7 +20,7 @@ def model_options(model_type: str, net_opt: dict[str, Any], scale: int, device: 
                   is_train: bool, train: dict[str, Any] | None = None,
                   val: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parsed options BasicSR's ``parse_options`` would hand to ``build_model`` (one process,
-    no DDP): L1 + Adam(1e-4, 0.9, 0.999) + MultiStepLR as in the paper (DESIGN.md section 6),
+    no DDP) with the paper's ``train:`` section (:func:`w2amsn_plugin.experiments.paper_train_section`),
     no EMA so BasicSR's step does the same work as a plain loop."""
     num_gpu = 1 if torch.device(device).type == "cuda" else 0
     opt: dict[str, Any] = {
@@ -29,15 +31,7 @@ def model_options(model_type: str, net_opt: dict[str, Any], scale: int, device: 
         "val": dict(val or {}),
     }
     if is_train:
-        opt["train"] = {
-            "ema_decay": 0,
-            "optim_g": {"type": "Adam", "lr": 1e-4, "weight_decay": 0, "betas": [0.9, 0.999]},
-            "scheduler": {"type": "MultiStepLR", "milestones": [100_000, 200_000, 300_000, 400_000],
-                          "gamma": 0.5},
-            "total_iter": 500_000, "warmup_iter": -1,
-            "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"},
-            **(train or {}),
-        }
+        opt["train"] = {**paper_train_section(), **(train or {})}
     return opt
 
 

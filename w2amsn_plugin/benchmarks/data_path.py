@@ -85,11 +85,11 @@ def _loader(lmdb_dir: Path, workers: int, s: DataSettings):
     from basicsr.data import build_dataloader
 
     from ..data.ixi_paired_dataset import IXIPairedDataset
-    from ..data.prepare import database_name, lr_kind
+    from ..data.naming import database_path
 
     opt = {"name": "bench", "type": "IXIPairedDataset", "phase": "train", "scale": s.scale,
-           "dataroot_gt": str(lmdb_dir / database_name("T1", "train", "HR")),
-           "dataroot_lq": str(lmdb_dir / database_name("T1", "train", lr_kind("bicubic", s.scale))),
+           "dataroot_gt": database_path(str(lmdb_dir), "T1", "train"),
+           "dataroot_lq": database_path(str(lmdb_dir), "T1", "train", s.scale),
            "io_backend": {"type": "lmdb"}, "gt_size": s.lr_patch * s.scale, "use_hflip": True,
            "use_rot": True, "num_worker_per_gpu": workers, "batch_size_per_gpu": s.batch,
            "dataset_enlarge_ratio": 1}

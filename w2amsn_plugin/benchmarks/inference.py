@@ -68,7 +68,7 @@ class InferSettings:
 @functools.lru_cache(maxsize=None)
 def slice_flops(name: str, scale: int, height: int, width: int) -> int:
     """FLOPs (2 x multiply-adds) of preset ``name`` at ``scale`` on one ``height x width`` slice."""
-    from ..stats import count
+    from ..archs.complexity import count
 
     return 2 * count(preset(name, scale), (height, width))["macs"]
 
@@ -86,7 +86,7 @@ def _plain(net: nn.Module, x: torch.Tensor, device: str, bf16: bool) -> Callable
 
 def _ours(net: nn.Module, x: torch.Tensor, scale: int, device: str, bf16: bool
           ) -> Callable[[], object]:
-    from ..infer import super_resolve_volume
+    from ..inference import super_resolve_volume
 
     volume = x[:, 0].cpu().numpy()  # (batch, h, w): slices normal to axis 0
 

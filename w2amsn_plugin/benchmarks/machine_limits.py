@@ -102,7 +102,6 @@ def conv_limit(dtype: torch.dtype, device: str = "cpu", *, warmup: int = 2, reps
             flops = 2 * batch * channels * channels * 9 * side * side
             timing = time_calls(lambda: conv(x), warmup=warmup, reps=reps, device=device)
             per_shape[f"{batch}x{channels}x{side}x{side}"] = flops / timing.best / 1e9
-            del conv, x
     synchronize(device)
     best_shape = max(per_shape, key=per_shape.get)
     return ConvLimit(dtype=str(dtype).removeprefix("torch."), gflops=per_shape[best_shape],

@@ -59,7 +59,7 @@ def precision_row(s: PrecisionSettings) -> Row:
     if s.weights is None:
         return Row("precision", name, unavailable="needs a trained checkpoint: pass --weights "
                    "experiments/<name>/models/net_g_latest.pth (e.g. from scripts/demo.sh)")
-    from ..infer import load_model, super_resolve_volume
+    from ..inference import load_model, super_resolve_volume
     from ..metrics import calculate_psnr_fg
 
     net, scale = load_model(s.weights, s.opt)

@@ -71,7 +71,7 @@ def run_volume(model: str, scale: int, shape: tuple[int, int, int], device: str,
     import w2amsn_plugin  # noqa: F401  (registers the architectures)
     from .. import device_caps
     from ..archs.presets import preset
-    from ..infer import super_resolve_volume
+    from ..inference import super_resolve_volume
 
     if threads:
         torch.set_num_threads(threads)

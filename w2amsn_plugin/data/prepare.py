@@ -1,6 +1,6 @@
 """Build the paper's IXI slice databases from IXI's NIfTI volumes (paper section IV-A;
-README "Data preparation"). ``scripts/make_ixi_lmdb.py`` is a thin command line over
-:func:`make_ixi_lmdb`.
+README "Data preparation"). ``w2amsn prepare-ixi`` (``scripts/make_ixi_lmdb.py``) is its command
+line (:mod:`w2amsn_plugin.commands.prepare_ixi`).
 
 For one modality it writes, BasicSR-style, into ``OUT``:
 
@@ -25,7 +25,6 @@ only then moved into place; ``IXI_<MOD>_split.json`` is written last.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import multiprocessing
@@ -42,30 +41,17 @@ import numpy as np
 from .degradations import DEGRADATIONS, degrade
 from .ixi import (FOREGROUND_THRESHOLD, IXI_MODALITIES, IXIDataError, axial_stack,
                   crop_axial_stack, load_canonical, open_volume, scan_ixi_tree, slice_key)
-from .lmdb_io import LmdbWriter, lmdb_map_size, read_meta_keys, verify_lmdb, write_meta_info
+from .lmdb_io import lmdb_map_size, read_meta_keys, verify_lmdb, write_meta_info
 from .normalization import DEFAULT_PERCENTILE, normalize_intensity
 from .png16 import DEFAULT_COMPRESS_LEVEL, encode_png16, to_uint16
 from .split import SPLITS, split_subjects
+from .naming import database_name, lr_kind
+from .staging import Staging, file_stamp, write_json_atomic
 
-__all__ = [
-    "FORMAT_VERSION", "PrepConfig", "PrepResult", "VolumeResult", "database_name", "lr_kind",
-    "process_volume", "make_ixi_lmdb", "configure_parser", "run",
-]
+__all__ = ["FORMAT_VERSION", "PrepConfig", "PrepResult", "VolumeResult", "process_volume",
+           "make_ixi_lmdb"]
 
 FORMAT_VERSION = 1
-_DONE = "done.jsonl"
-
-
-def lr_kind(degradation: str, scale: int) -> str:
-    """Database kind of an LR set, e.g. ``LR_bicubic_X2``."""
-    return f"LR_{degradation}_X{scale}"
-
-
-def database_name(modality: str, split: str, kind: str) -> str:
-    """Folder name of one database, e.g. ``IXI_T1_train_HR.lmdb``."""
-    return f"IXI_{modality}_{split}_{kind}.lmdb"
-
-
 @dataclass(frozen=True)
 class PrepConfig:
     """Options of :func:`make_ixi_lmdb` (defaults: the paper's set-up, README "Data preparation").
@@ -201,97 +187,7 @@ def _fingerprint(manifest: dict) -> dict:
     return {k: manifest.get(k) for k in ("format_version", "modality", "options", "splits")}
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
 # ------------------------------------------------------------------------------------- staging
-class _Staging:
-    """``OUT/.IXI_<MOD>_staging``: temporary databases plus the list of finished volumes."""
-
-    def __init__(self, root: Path, config: dict, targets: dict[str, tuple[str, str]],
-                 splits: dict[str, list[str]], files: dict[str, Path],
-                 map_sizes: dict[str, int], log: Callable[[str], None]):
-        self.root = root
-        self.targets = targets
-        config_path = root / "config.json"
-        if root.exists() and not config_path.is_file():  # killed while creating it: start anew
-            shutil.rmtree(root)
-        if root.exists():
-            old = json.loads(config_path.read_text())
-            same = {k: v for k, v in old.items() if k != "targets"} == \
-                {k: v for k, v in config.items() if k != "targets"}
-            if not same or not set(config["targets"]) <= set(old["targets"]):
-                raise IXIDataError(
-                    f"{root}: an unfinished run with other options is staged here; rerun it with "
-                    "the same options, or pass --overwrite to discard it")
-            # a subset: the run was stopped while publishing; the rest is already in place
-        else:
-            root.mkdir(parents=True)
-            _write_json_atomic(config_path, config)
-        self.writers = {name: LmdbWriter(self.tmp_path(name), map_sizes[name]) for name in targets}
-        self.done: dict[str, dict] = {}
-        done_path = root / _DONE
-        if done_path.is_file():
-            for line in done_path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:  # a line cut by a crash: that volume is redone
-                    continue
-                self.done[rec["subject"]] = rec
-        self._prune(splits, files, config["modality"], config["options"]["crop"][2], log)
-        self._done_file = open(done_path, "a")
-
-    def tmp_path(self, name: str) -> Path:
-        return self.root / (name + ".tmp")
-
-    def _prune(self, splits: dict[str, list[str]], files: dict[str, Path], modality: str,
-               depth: int, log: Callable[[str], None]) -> None:
-        """Forget finished volumes whose split or file changed since they were staged."""
-        split_of = {s: name for name in SPLITS for s in splits[name]}
-        stale = [rec for subject, rec in self.done.items()
-                 if split_of.get(subject) != rec["split"]
-                 or _file_stamp(files.get(subject)) != (rec["size"], rec["mtime_ns"])]
-        for rec in stale:
-            keys = [slice_key(rec["subject"], modality, k) for k in range(depth)]
-            for name, (split, _) in self.targets.items():
-                if split == rec["split"]:
-                    self.writers[name].delete_many(keys)
-            del self.done[rec["subject"]]
-        if stale:
-            log(f"note: {len(stale)} staged volume(s) changed split or file; they are redone")
-            (self.root / _DONE).write_text(
-                "".join(json.dumps(r) + "\n" for r in self.done.values()))
-
-    def commit(self, split: str, subject: str, result: VolumeResult, record: dict,
-               modality: str) -> None:
-        """Write one volume's slices into every target of its split, then mark it done."""
-        for name, (target_split, kind) in self.targets.items():
-            if target_split == split:
-                values = result.values[kind]
-                self.writers[name].put_many(
-                    (slice_key(subject, modality, k), v) for k, v in enumerate(values))
-        self._done_file.write(json.dumps(record) + "\n")
-        self._done_file.flush()
-        os.fsync(self._done_file.fileno())
-        self.done[subject] = record
-
-    def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
-        self.writers = {}
-        self._done_file.close()
-
-
-def _file_stamp(path: Path | None) -> tuple[int, int] | None:
-    if path is None or not path.exists():
-        return None
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
-
-
 # ------------------------------------------------------------------------------------- workers
 def _init_worker() -> None:
     import signal
@@ -402,7 +298,7 @@ def make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> Prep
                  for name, (split, kind) in missing.items()}
     staging_config = {"format_version": FORMAT_VERSION, "modality": mod, "options": options,
                       "targets": sorted(missing)}
-    staging = _Staging(staging_root, staging_config, missing, splits, files, map_sizes, log)
+    staging = Staging(staging_root, staging_config, missing, splits, files, map_sizes, log)
     kinds_of = {split: [k for n, (sp, k) in missing.items() if sp == split]
                 for split in needed_splits}
     tasks = [(split, s, str(files[s]), crop, cfg.percentile, tuple(kinds_of[split]),
@@ -417,7 +313,7 @@ def make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> Prep
         with _progress(len(subjects), n_done_before, f"IXI {mod}", cfg.progress) as bar:
             for split, subject, result in _imap(pool, _run_task, tasks):
                 path = files[subject]
-                size, mtime_ns = _file_stamp(path)
+                size, mtime_ns = file_stamp(path)
                 record = {"subject": subject, "split": split,
                           "file": os.path.relpath(path, cfg.ixi_root), "size": size,
                           "mtime_ns": mtime_ns, "z_start": result.z_start, "lo": result.lo,
@@ -454,7 +350,7 @@ def make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> Prep
         databases[name] = {"split": split, "kind": kind, "keys": len(splits[split]) * depth,
                            "shape": [h, w, 1]}
     manifest["databases"] = dict(sorted(databases.items()))
-    _write_json_atomic(manifest_path, manifest)
+    write_json_atomic(manifest_path, manifest)
     shutil.rmtree(staging_root)
     seconds = time.perf_counter() - start
     rate = processed / seconds * 60 if seconds > 0 else 0.0
@@ -471,7 +367,7 @@ def _make_pool(workers: int, n_tasks: int):
     return ctx.Pool(min(workers, n_tasks), initializer=_init_worker)
 
 
-def _finalize(staging: _Staging, missing: dict[str, tuple[str, str]],
+def _finalize(staging: Staging, missing: dict[str, tuple[str, str]],
               targets_all: dict[str, tuple[str, str]], splits: dict[str, list[str]],
               crop: tuple[int, int, int], cfg: PrepConfig, pool, out: Path,
               log: Callable[[str], None]) -> None:
@@ -523,62 +419,3 @@ def _remove_modality_outputs(out: Path, mod: str, log: Callable[[str], None]) ->
 
 
 # ----------------------------------------------------------------------------------------- CLI
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Options of ``scripts/make_ixi_lmdb.py`` (and of a ``w2amsn`` verb, if the CLI adds one)."""
-    parser.add_argument("--ixi-root", required=True, type=Path,
-                        help="folder with IXI's IXI<id>-<site>-<session>-<MOD>.nii.gz files "
-                             "(searched recursively); with --download, where they are unpacked")
-    parser.add_argument("--modality", required=True, choices=IXI_MODALITIES)
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4], metavar="S",
-                        help="LR scales (default: 2 3 4)")
-    parser.add_argument("--degradation", nargs="+", default=["bicubic"], choices=DEGRADATIONS,
-                        help="LR degradation(s): MATLAB bicubic (default) and/or k-space "
-                             "truncation")
-    parser.add_argument("--n-train", type=int, default=500, help="training subjects (500)")
-    parser.add_argument("--n-test", type=int, default=70, help="test subjects (70)")
-    parser.add_argument("--n-val", type=int, default=6, help="validation subjects (6)")
-    parser.add_argument("--seed", type=int, default=0, help="subject split seed (0)")
-    parser.add_argument("--crop", type=int, nargs=3, default=[240, 240, 96],
-                        metavar=("X", "Y", "Z"),
-                        help="RAS crop/pad per volume: slice width X, height Y, Z axial slices "
-                             "(default: 240 240 96)")
-    parser.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
-                        help=f"per-volume normalisation clip percentile ({DEFAULT_PERCENTILE})")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                        help="parallel worker processes (default: min(4, CPUs))")
-    parser.add_argument("--compress-level", type=int, default=DEFAULT_COMPRESS_LEVEL,
-                        help=f"PNG compression level 0-9 ({DEFAULT_COMPRESS_LEVEL})")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="discard this modality's previous outputs and unfinished run")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--download", action="store_true",
-                        help="first download and unpack IXI-<MOD>.tar into --ixi-root")
-    parser.add_argument("--ixi-url", default=None,
-                        help="base URL of the IXI tarballs (default: IXI's public address)")
-    parser.add_argument("--sha256", default=None,
-                        help="expected SHA-256 of the downloaded tarball (IXI publishes none)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run from parsed arguments; returns the exit status (2: bad input, 130: interrupted)."""
-    from .download import IXI_BASE_URL, DownloadError, download_ixi
-
-    try:
-        if args.download:
-            download_ixi(args.modality, args.ixi_root, base_url=args.ixi_url or IXI_BASE_URL,
-                         sha256=args.sha256, progress=not args.no_progress)
-        cfg = PrepConfig(
-            ixi_root=args.ixi_root, modality=args.modality, out=args.out,
-            scales=tuple(args.scales), degradations=tuple(dict.fromkeys(args.degradation)),
-            n_train=args.n_train, n_test=args.n_test, n_val=args.n_val, seed=args.seed,
-            crop=tuple(args.crop), percentile=args.percentile, workers=args.workers,
-            compress_level=args.compress_level, overwrite=args.overwrite,
-            progress=not args.no_progress)
-        make_ixi_lmdb(cfg)
-    except (IXIDataError, DownloadError) as err:
-        _stderr(f"make_ixi_lmdb: error: {err}")
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0

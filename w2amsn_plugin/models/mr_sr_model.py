@@ -28,7 +28,7 @@ Options under ``val:`` besides BasicSR's (``val_freq``, ``save_img``, ``suffix``
   uint8 images.
 - ``bicubic_reference`` (bool, True): also score MATLAB-bicubic upsampling of the LQ slices.
 - ``results_table`` (bool, True in test, False in training): write ``<dataset>_slices.csv``,
-  ``<dataset>_volumes.csv`` and ``<dataset>_table.md`` (see :mod:`.results_table`) under
+  ``<dataset>_volumes.csv`` and ``<dataset>_table.md`` (see :mod:`w2amsn_plugin.results.tables`) under
   ``path.results_root`` (test) or ``path.visualization`` (training; names end in ``_<iter>``).
 - ``method_name`` (str): column name in the tables; default ``network_g.type`` plus ``+`` with
   self-ensemble (``W2AMSN+``).
@@ -66,9 +66,10 @@ from tqdm import tqdm
 
 from .. import device_caps
 from ..metrics import FLOAT_METRICS
-from .results_table import BICUBIC, slice_rows, table_iii_markdown, volume_rows, write_csv, write_text
-from .self_ensemble import self_ensemble
-from .volume_scores import SliceScores, aggregate_volumes, set_means
+from ..archs.self_ensemble import self_ensemble
+from ..results.files import write_csv, write_text
+from ..results.tables import BICUBIC, slice_rows, table_iii_markdown, volume_rows
+from ..results.volume_scores import SliceScores, aggregate_volumes, set_means
 
 __all__ = ["MRSRModel", "VAL_OPTIONS"]
 

@@ -1,5 +1,6 @@
 """``w2amsn stats``: parameters and multiply-adds of W²AMSN, W²AMSN-S, EDSR and RCAN as configured
-in :data:`w2amsn_plugin.archs.PRESETS`, next to the paper's Table II (T2 x2).
+in :data:`w2amsn_plugin.archs.PRESETS`, next to the paper's Table II (T2 x2), counted by
+:func:`w2amsn_plugin.archs.complexity.count`.
 
 Multiply-adds are counted by ``torch.utils.flop_counter`` (convolutions and matrix products;
 FLOPs / 2) on a forward pass over the ``meta`` device, so nothing is computed or allocated and the
@@ -23,59 +24,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-from basicsr.utils.registry import ARCH_REGISTRY
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from .archs.presets import PRESETS, preset
-from .archs.w2amsn_arch import W2AMSN
-from .archs.w2amsn_blocks import NCAB
+from ..archs.presets import PRESETS, preset
 
-__all__ = ["TABLE_II", "configure_parser", "count", "run"]
+from ..archs.complexity import TABLE_II, count
+__all__ = ["configure_parser", "run"]
 
-#: Paper Table II ("model size comparison on T2 for SR x2"): parameters, mult-adds.
-TABLE_II: dict[str, tuple[float, float]] = {
-    "W2AMSN": (11.67e6, 167.91e9),
-    "W2AMSN-S": (5.93e6, 85.33e9),
-    "EDSR": (3.14e6, 722.61e9),
-    "RCAN": (15.44e6, 220.34e9),
-}
 WIDTH_MULTIPLES = (1, 2, 4, 8)
-
-
-def _build(opt: dict[str, Any]) -> nn.Module:
-    kwargs = dict(opt)
-    with torch.device("meta"):
-        return ARCH_REGISTRY.get(kwargs.pop("type"))(**kwargs)
-
-
-def _reference_mode(net: nn.Module, on: bool) -> bool:
-    """Switch W²AMSN's exact shortcuts off (``on``) or back on; True if the net has any."""
-    found = False
-    for module in net.modules():
-        if isinstance(module, NCAB):
-            module.pool_first, found = not on, True
-        if isinstance(module, W2AMSN):
-            module.fold_global, found = not on, True
-    return found
-
-
-def count(opt: dict[str, Any], size: tuple[int, int] = (120, 120)) -> dict[str, int]:
-    """Parameters and MACs (executed and nominal, see module doc) of the network ``opt``
-    (a BasicSR ``network_g`` dict) on one ``num_in_ch`` x H x W input."""
-    net = _build(opt).eval()
-    x = torch.empty(1, opt.get("num_in_ch", 1), *size, device="meta")
-    macs = {}
-    for key in ("macs", "macs_nominal"):
-        has_shortcuts = _reference_mode(net, on=key == "macs_nominal")
-        if key == "macs_nominal" and not has_shortcuts:
-            macs[key] = macs["macs"]
-            continue
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            net(x)
-        macs[key] = counter.get_total_flops() // 2
-    return {"params": sum(p.numel() for p in net.parameters()), **macs}
 
 
 def _model_rows(scales: list[int], size: tuple[int, int]) -> list[dict[str, Any]]:

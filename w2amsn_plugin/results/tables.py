@@ -15,16 +15,14 @@ modalities, scales) into one Table III.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .volume_scores import SliceScores, VolumeScores, finite_mean
 
-__all__ = ["BICUBIC", "volume_rows", "slice_rows", "write_csv", "write_text", "write_figure", "read_volume_rows",
-           "table_iii_markdown", "table_iii_from_csvs"]
+__all__ = ["BICUBIC", "volume_rows", "slice_rows", "read_volume_rows", "table_iii_markdown",
+           "table_iii_from_csvs"]
 
 #: method name of the bicubic reference
 BICUBIC = "Bicubic"
@@ -58,42 +56,8 @@ def slice_rows(slices: Sequence[SliceScores], method: str, dataset: str, scale: 
             for s in slices]
 
 
-def _cell(value: Any) -> Any:
-    return "" if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` atomically (temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> None:
-    """Save a matplotlib figure as PNG atomically (temporary file, then ``os.replace``) and close it."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
-def write_csv(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> None:
-    """Write ``rows`` (same keys each) as CSV atomically; NaN/inf become empty cells."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-    write_text(path, buf.getvalue())
-
-
 def read_volume_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read a per-volume CSV written by :func:`write_csv`; metric cells become floats (NaN if empty)."""
+    """Read a per-volume CSV written by :func:`~w2amsn_plugin.results.files.write_csv`; metric cells become floats (NaN if empty)."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = [k for k in _VOLUME_KEYS if k not in (reader.fieldnames or [])]

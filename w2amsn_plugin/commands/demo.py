@@ -1,7 +1,8 @@
-"""The README's first command: W²AMSN end to end on the real MR sample shipped in the package.
+"""``w2amsn demo`` (the README's first command, ``bash scripts/demo.sh``): W²AMSN end to end on the
+real MR sample shipped in the package.
 
-``bash scripts/demo.sh [--quick] [--data DIR] [--workdir DIR]`` runs ``python -m
-w2amsn_plugin.demo`` after setting up the virtualenv. Steps, each through the same code a user
+``bash scripts/demo.sh [--quick] [--data DIR] [--workdir DIR]`` runs ``w2amsn demo`` after setting
+up the virtualenv. Steps, each through the same code a user
 runs on IXI:
 
 1. an IXI-named tree of the sample volumes (or of the user's NIfTI folder) under
@@ -9,7 +10,8 @@ runs on IXI:
    training volume and Colin27 (IXI002) the test volume (the seeded split of step 2 puts it there;
    no slice of it is seen in training);
 2. ``make_ixi_lmdb`` (x2, MATLAB bicubic) into ``datasets/demo``;
-3. ``basicsr train -opt options/demo/train_W2AMSN_demo_x2.yml --auto_resume`` (a second run
+3. ``basicsr train -opt options/demo/train_W2AMSN_demo_x2.yml --auto_resume`` (the demo's options
+   files are written into the working directory from :mod:`w2amsn_plugin.experiments`) (a second run
    resumes from the last state and, when training had finished, only re-validates);
 4. ``basicsr test`` without and with x8 self-ensemble (W²AMSN and W²AMSN+);
 5. ``results/demo/``: a Table-III-style ``table.md``, ``volumes.csv``, ``summary.json`` with the
@@ -21,7 +23,6 @@ the test suite; its numbers are not meant to beat bicubic.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import subprocess
@@ -32,9 +33,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["DEMO_SEED", "build_demo_tree", "main"]
+__all__ = ["DEMO_SEED", "build_demo_tree", "configure_parser", "run"]
 
-REPO = Path(__file__).resolve().parent.parent
 #: split seed under which the shipped Colin27 (IXI002-Demo-0002) is the test subject
 DEMO_SEED = 0
 _SHIPPED = (("IXI001-Demo-0001", "mni152_2009a_t1"), ("IXI002-Demo-0002", "colin27_t1"))
@@ -50,7 +50,7 @@ def build_demo_tree(tree: Path, modality: str, data_dir: Path | None) -> list[Pa
     Without ``data_dir`` the shipped sample is used; otherwise every ``*.nii``/``*.nii.gz`` in
     ``data_dir`` (sorted by name) becomes subject ``IXI<n>-Demo-<n>``.
     """
-    from .data.samples import sample_path
+    from ..data.samples import sample_path
 
     if data_dir is None:
         sources = [(subject, sample_path(name)) for subject, name in _SHIPPED]
@@ -87,10 +87,13 @@ def _basicsr(verb: str, opt: Path, cwd: Path, *extra: str) -> None:
     _run([sys.executable, "-m", "w2amsn_plugin.cli", verb, "-opt", str(opt), *extra], cwd)
 
 
-def _options(quick: bool) -> dict[str, Path]:
-    from .experiments import demo_option_files
+def _options(quick: bool, work: Path) -> dict[str, Path]:
+    """Write the demo's options files under ``work/options`` (so the demo runs the same from a
+    checkout and from an installed wheel) and return their paths."""
+    from ..experiments import demo_option_files, demo_option_texts, write_option_files
 
-    return {key: REPO / "options" / rel for key, rel in demo_option_files(quick).items()}
+    write_option_files(demo_option_texts(quick), work / "options")
+    return {key: work / "options" / rel for key, rel in demo_option_files(quick).items()}
 
 
 def _read_yaml(path: Path) -> dict:
@@ -111,65 +114,8 @@ def _set_means(rows: list[dict[str, Any]], method: str, prefix: str = "") -> dic
     return out
 
 
-def _figure(weights: Path, train_opt: Path, lmdb_root: Path, modality: str, test_subject: str,
-            out_png: Path) -> dict[str, Any]:
-    """LR / bicubic / W²AMSN / HR / |error| on the test slice with the most foreground."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-    from basicsr.utils.matlab_functions import imresize
-
-    from .data.ixi_paired_dataset import IXIPairedDataset
-    from .infer import load_model
-    from .metrics.foreground import foreground_mask
-    from .metrics.psnr_ssim import calculate_psnr_fg
-    from .models.results_table import write_figure
-
-    ds = IXIPairedDataset({"dataroot_gt": str(lmdb_root / f"IXI_{modality}_test_HR.lmdb"),
-                           "dataroot_lq": str(lmdb_root / f"IXI_{modality}_test_LR_bicubic_X2.lmdb"),
-                           "io_backend": {"type": "lmdb"}, "scale": 2, "phase": "test"})
-    items = [ds[i] for i in range(len(ds))]
-    items = [it for it in items if it["subject"] == test_subject] or items
-    best = max(items, key=lambda it: int(foreground_mask(it["gt"][0].numpy()).sum()))
-    net, scale = load_model(str(weights), str(train_opt))
-    with torch.inference_mode():
-        sr = net(best["lq"][None]).clamp(0, 1)[0, 0].numpy()
-    lr, gt = best["lq"][0].numpy(), best["gt"][0].numpy()
-    bic = np.clip(imresize(lr, scale), 0, 1)
-    p_sr, p_bic = calculate_psnr_fg(sr, gt, crop_border=scale), calculate_psnr_fg(bic, gt, crop_border=scale)
-    err_bic, err_sr = np.abs(bic - gt), np.abs(sr - gt)
-    vmax_err = float(np.percentile(np.concatenate([err_bic.ravel(), err_sr.ravel()]), 99.5)) or 1e-3
-    h, w = gt.shape
-    ys, xs = np.nonzero(foreground_mask(gt))
-    cy, cx = int(ys.mean()), int(xs.mean())
-    half = max(12, min(h, w) // 8)
-    box = (slice(max(cy - half, 0), cy + half), slice(max(cx - half, 0), cx + half))
-    panels = [("LR (input, nearest x2)", np.kron(lr, np.ones((scale, scale))), "gray", 1.0),
-              (f"Bicubic  {p_bic:.2f} dB fg", bic, "gray", 1.0),
-              (f"W²AMSN  {p_sr:.2f} dB fg", sr, "gray", 1.0),
-              ("HR (ground truth)", gt, "gray", 1.0),
-              ("|Bicubic - HR|", err_bic, "magma", vmax_err),
-              ("|W²AMSN - HR|", err_sr, "magma", vmax_err)]
-    fig, axes = plt.subplots(2, len(panels), figsize=(3.0 * len(panels), 6.4))
-    for col, (title, img, cmap, vmax) in enumerate(panels):
-        axes[0, col].imshow(img, cmap=cmap, vmin=0, vmax=vmax)
-        axes[0, col].add_patch(plt.Rectangle((box[1].start, box[0].start), box[1].stop - box[1].start,
-                                             box[0].stop - box[0].start, fill=False, ec="cyan", lw=1))
-        axes[0, col].set_title(title, fontsize=9)
-        axes[1, col].imshow(img[box], cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
-        axes[1, col].set_title("zoom", fontsize=8)
-        for ax in axes[:, col]:
-            ax.axis("off")
-    fig.suptitle(f"{best['key']}: unseen test volume, x{scale}", fontsize=10)
-    fig.tight_layout()
-    write_figure(fig, out_png, dpi=110)
-    return {"slice": best["key"], "psnr_fg_sr": p_sr, "psnr_fg_bicubic": p_bic}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Options of ``w2amsn demo``."""
     parser.add_argument("--quick", action="store_true", help="2-minute smoke version")
     parser.add_argument("--data", type=Path, default=None,
                         help="folder of NIfTI volumes to use instead of the shipped sample")
@@ -177,15 +123,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="modality label of --data volumes (default T1)")
     parser.add_argument("--workdir", type=Path, default=Path.cwd(),
                         help="where datasets/, experiments/ and results/ go (default: cwd)")
-    args = parser.parse_args(argv)
 
-    from .data.prepare import PrepConfig, make_ixi_lmdb
-    from .experiments import DEMO_CROP
-    from .models.results_table import read_volume_rows, table_iii_from_csvs, write_csv, write_text
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; 0 when every step ran (whether or not the gain target was met)."""
+
+    from ..data.prepare import PrepConfig, make_ixi_lmdb
+    from ..experiments import DEMO_CROP
+    from ..results.figures import demo_figure
+    from ..results.files import write_csv, write_json, write_text
+    from ..results.tables import read_volume_rows, table_iii_from_csvs
 
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    opts = _options(args.quick)
+    opts = _options(args.quick, work)
     train_opt = _read_yaml(opts["train"])
     crop = DEMO_CROP
     lmdb_root = work / Path(train_opt["datasets"]["train"]["dataroot_gt"]).parent
@@ -228,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_csv(out / "volumes.csv", rows)
     table = table_iii_from_csvs(list(csvs.values()))
     weights = work / "experiments" / train_opt["name"] / "models" / "net_g_latest.pth"
-    fig = _figure(weights, opts["train"], lmdb_root, modality, test_subject, out / "figure.png")
+    fig = demo_figure(weights, opts["train"], lmdb_root, modality, test_subject, out / "figure.png")
     method_plain = test_opts["test"]["val"]["method_name"]
     method_plus = test_opts["test_plus"]["val"]["method_name"]
     bicubic = _set_means(rows, method_plain, "bicubic_")
@@ -252,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = (f"# W²AMSN demo: {modality} x2, trained on {', '.join(split['train'])}, "
               f"tested on unseen {test_subject}\n\n")
     write_text(out / "table.md", header + table)
-    write_text(out / "summary.json", json.dumps(summary, indent=1, default=float) + "\n")
+    write_json(out / "summary.json", summary)
     print(header + table)
     verdict = "meets" if summary["target_met"] else "does NOT meet"
     _say(f"foreground PSNR gain over bicubic: {gain:+.2f} dB (W²AMSN), "
@@ -264,6 +215,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     _say(f"try it on a whole volume: w2amsn infer --input <lr.nii.gz> --output sr.nii.gz --weights {weights}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,74 @@
+"""``w2amsn baselines``: train and test W²AMSN and baselines with one budget; comparison table and
+PSNR-vs-parameters plot (what is run and measured: :mod:`w2amsn_plugin.benchmarks.baselines.runner`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+
+from ..benchmarks.baselines.method import PROG, BenchmarkError, RunFailed, say
+from ..benchmarks.baselines.runner import run_benchmark
+
+__all__ = ["configure_parser", "run", "main"]
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``scripts/benchmark_baselines.py``."""
+    parser.add_argument("--train-opts", nargs="+", required=True, metavar="YML",
+                        help="BasicSR training options, one per method (e.g. options/train/*/train_*_T1_x2.yml)")
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--iters", type=int, help="training iterations per method")
+    budget.add_argument("--minutes", type=float,
+                        help="training minutes per method (converted to iterations by a calibration run)")
+    parser.add_argument("--calib-iters", type=int, default=20, metavar="N",
+                        help="iterations of the --minutes calibration run (default 20; the second half is timed)")
+    parser.add_argument("--test-opts", nargs="+", metavar="YML",
+                        help="test options, one per --train-opts file in the same order "
+                             "(default: derived from the training options, see --test-split)")
+    parser.add_argument("--test-split", default="test", metavar="SPLIT",
+                        help="split of the derived test set: _train_/_val_ in the dataroot names "
+                             "become _SPLIT_ (default: test)")
+    parser.add_argument("--labels", nargs="+", metavar="NAME",
+                        help="method names (default: from the file names, e.g. W2AMSN, EDSR)")
+    parser.add_argument("--force-yml", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override options as BasicSR's --force_yml, e.g. num_gpu=1 "
+                             "datasets:train:batch_size_per_gpu=16 (test options: the keys they have)")
+    parser.add_argument("--self-ensemble", action="store_true",
+                        help="also test every method with the x8 self-ensemble (rows NAME+)")
+    parser.add_argument("--workdir", default=".", metavar="DIR",
+                        help="where experiments/ and results/ go and relative dataroots start (default: cwd)")
+    parser.add_argument("--out", metavar="DIR", help="results folder (default: WORKDIR/results/baselines)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; print the table. Returns the exit status (2: a user error)."""
+    if args.iters is not None and args.iters < 1:
+        print(f"{PROG}: error: --iters must be at least 1", file=sys.stderr)
+        return 2
+    if args.minutes is not None and not args.minutes > 0:
+        print(f"{PROG}: error: --minutes must be positive", file=sys.stderr)
+        return 2
+    if args.calib_iters < 4:
+        print(f"{PROG}: error: --calib-iters must be at least 4", file=sys.stderr)
+        return 2
+    try:
+        report = run_benchmark(args)
+    except BenchmarkError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1 if isinstance(err, RunFailed) else 2
+    print(Path(report["files"]["comparison.md"]).read_text(encoding="utf-8"))
+    for name, path in report["files"].items():
+        say(f"{name:20s} {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python scripts/benchmark_baselines.py ...`` (see the module doc)."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0].replace("\n", " "))
+    configure_parser(parser)
+    return run(parser.parse_args(argv))
+
+

@@ -1,0 +1,71 @@
+"""``w2amsn bench [--quick] [--json FILE] [--device cpu|cuda] [--threads N] [--weights PTH]``:
+measure this machine's limits and the plugin's speed against them (what is measured:
+:mod:`w2amsn_plugin.benchmarks.suite`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..benchmarks.suite import PROFILES, report, run_bench
+
+__all__ = ["configure_parser", "run"]
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Options of ``w2amsn bench``."""
+    parser.add_argument("--quick", action="store_true",
+                        help="the short run (< 3 min on 2 cores): fewer networks, repetitions and "
+                             "slices, no torch.compile")
+    parser.add_argument("--json", metavar="FILE", help="also write every number to FILE as JSON")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, cuda or cuda:N for the network rows (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="torch threads (default: torch's choice, one per core; on a machine "
+                             "shared with other jobs, the number of free cores)")
+    parser.add_argument("--weights", default=None, metavar="PTH",
+                        help="a trained checkpoint: also measure bf16's PSNR cost on the shipped "
+                             "sample (e.g. experiments/<name>/models/net_g_latest.pth)")
+    parser.add_argument("--opt", default=None, metavar="YAML",
+                        help="options of --weights (default: the experiment's YAML, as "
+                             "'w2amsn infer' finds it)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``w2amsn bench``: print the table (and write JSON); 0 unless the arguments are wrong."""
+    try:
+        dev_type = torch.device(args.device).type
+    except RuntimeError:
+        dev_type = None
+    if dev_type not in ("cpu", "cuda"):
+        print(f"w2amsn bench: error: --device must be cpu, cuda or cuda:N, got {args.device!r}",
+              file=sys.stderr)
+        return 2
+    if dev_type == "cuda" and not torch.cuda.is_available():
+        print("w2amsn bench: error: --device cuda, but CUDA is not available", file=sys.stderr)
+        return 2
+    if args.threads < 0:
+        print("w2amsn bench: error: --threads must be >= 0", file=sys.stderr)
+        return 2
+    if args.weights is not None and not Path(args.weights).is_file():
+        print(f"w2amsn bench: error: {args.weights}: weights file not found", file=sys.stderr)
+        return 2
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        print(f"w2amsn bench: error: {args.json}: its folder does not exist", file=sys.stderr)
+        return 2
+    profile = PROFILES["quick" if args.quick else "full"]
+    command = "w2amsn bench" + (" --quick" if args.quick else "") + (
+        f" --device {args.device}" if args.device != "cpu" else "") + (
+        f" --threads {args.threads}" if args.threads else "")
+    if args.weights:
+        command += f" --weights {args.weights}" + (f" --opt {args.opt}" if args.opt else "")
+    result = run_bench(profile, device=args.device, threads=args.threads, command=command,
+                       weights=args.weights, opt=args.opt)
+    print(report(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(asdict(result), indent=1, default=str) + "\n")
+    return 0

@@ -1,0 +1,79 @@
+"""``w2amsn prepare-ixi`` (also ``scripts/make_ixi_lmdb.py``): build the paper's IXI slice LMDBs for
+one modality (paper section IV-A; :func:`w2amsn_plugin.data.prepare.make_ixi_lmdb`)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+from ..data.degradations import DEGRADATIONS
+from ..data.ixi import (IXI_MODALITIES, IXIDataError)
+from ..data.normalization import DEFAULT_PERCENTILE
+from ..data.png16 import DEFAULT_COMPRESS_LEVEL
+
+from ..data.prepare import PrepConfig, make_ixi_lmdb
+
+__all__ = ["configure_parser", "run"]
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Options of ``w2amsn prepare-ixi`` (``scripts/make_ixi_lmdb.py``)."""
+    parser.add_argument("--ixi-root", required=True, type=Path,
+                        help="folder with IXI's IXI<id>-<site>-<session>-<MOD>.nii.gz files "
+                             "(searched recursively); with --download, where they are unpacked")
+    parser.add_argument("--modality", required=True, choices=IXI_MODALITIES)
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4], metavar="S",
+                        help="LR scales (default: 2 3 4)")
+    parser.add_argument("--degradation", nargs="+", default=["bicubic"], choices=DEGRADATIONS,
+                        help="LR degradation(s): MATLAB bicubic (default) and/or k-space "
+                             "truncation")
+    parser.add_argument("--n-train", type=int, default=500, help="training subjects (500)")
+    parser.add_argument("--n-test", type=int, default=70, help="test subjects (70)")
+    parser.add_argument("--n-val", type=int, default=6, help="validation subjects (6)")
+    parser.add_argument("--seed", type=int, default=0, help="subject split seed (0)")
+    parser.add_argument("--crop", type=int, nargs=3, default=[240, 240, 96],
+                        metavar=("X", "Y", "Z"),
+                        help="RAS crop/pad per volume: slice width X, height Y, Z axial slices "
+                             "(default: 240 240 96)")
+    parser.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
+                        help=f"per-volume normalisation clip percentile ({DEFAULT_PERCENTILE})")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="parallel worker processes (default: min(4, CPUs))")
+    parser.add_argument("--compress-level", type=int, default=DEFAULT_COMPRESS_LEVEL,
+                        help=f"PNG compression level 0-9 ({DEFAULT_COMPRESS_LEVEL})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard this modality's previous outputs and unfinished run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--download", action="store_true",
+                        help="first download and unpack IXI-<MOD>.tar into --ixi-root")
+    parser.add_argument("--ixi-url", default=None,
+                        help="base URL of the IXI tarballs (default: IXI's public address)")
+    parser.add_argument("--sha256", default=None,
+                        help="expected SHA-256 of the downloaded tarball (IXI publishes none)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run from parsed arguments; returns the exit status (2: bad input, 130: interrupted)."""
+    from ..data.download import IXI_BASE_URL, DownloadError, download_ixi
+
+    try:
+        if args.download:
+            download_ixi(args.modality, args.ixi_root, base_url=args.ixi_url or IXI_BASE_URL,
+                         sha256=args.sha256, progress=not args.no_progress)
+        cfg = PrepConfig(
+            ixi_root=args.ixi_root, modality=args.modality, out=args.out,
+            scales=tuple(args.scales), degradations=tuple(dict.fromkeys(args.degradation)),
+            n_train=args.n_train, n_test=args.n_test, n_val=args.n_val, seed=args.seed,
+            crop=tuple(args.crop), percentile=args.percentile, workers=args.workers,
+            compress_level=args.compress_level, overwrite=args.overwrite,
+            progress=not args.no_progress)
+        make_ixi_lmdb(cfg)
+    except (IXIDataError, DownloadError) as err:
+        print(f"w2amsn prepare-ixi: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

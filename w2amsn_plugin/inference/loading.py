@@ -1,0 +1,139 @@
+"""Loading a trained model for inference: the experiment's options YAML (found beside a BasicSR
+checkpoint when not given), ``network_g`` built through BasicSR's registry, and the checkpoint's
+``params_ema``/``params`` loaded into it, with one-line errors naming the file at fault."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import torch
+import yaml
+from basicsr.archs import build_network
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import Tensor, nn
+
+
+__all__ = ["InferenceError", "PathLike", "load_model"]
+
+
+PathLike = Union[str, os.PathLike]
+
+
+class InferenceError(ValueError):
+    """A user-caused problem (bad file, options or arguments), reported as one line."""
+
+
+def _find_options(weights: Path) -> Path:
+    """The experiment YAML BasicSR copies into ``experiments/<name>/`` (``models/..`` of the
+    checkpoint), or one beside the checkpoint."""
+    for folder in (weights.parent, weights.parent.parent):
+        found = sorted(p for pattern in ("*.yml", "*.yaml") for p in folder.glob(pattern))
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            names = ", ".join(p.name for p in found)
+            raise InferenceError(f"{folder}: several options files ({names}); pass --opt")
+    raise InferenceError(f"{weights}: no options YAML beside it or in {weights.parent.parent}; "
+                         "pass --opt")
+
+
+def _read_options(weights: Path, opt: PathLike | Mapping[str, Any] | None
+                  ) -> tuple[str, Mapping[str, Any]]:
+    if isinstance(opt, Mapping):
+        return "options", opt
+    path = Path(opt) if opt is not None else _find_options(weights)
+    try:
+        with open(path, encoding="utf-8") as f:
+            options = yaml.safe_load(f)
+    except OSError as err:
+        raise InferenceError(f"{path}: cannot read options ({err.strerror})") from err
+    except yaml.YAMLError as err:
+        raise InferenceError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
+    if not isinstance(options, Mapping):
+        raise InferenceError(f"{path}: not an options mapping")
+    return str(path), options
+
+
+def _scale_of(options: Mapping[str, Any], net_opt: Mapping[str, Any], where: str) -> int:
+    found = {k: v for k, v in (("scale", options.get("scale")), ("network_g.upscale",
+                                                                   net_opt.get("upscale")))
+             if v is not None}
+    values = set(found.values())
+    if not values:
+        raise InferenceError(f"{where}: neither scale nor network_g.upscale is set")
+    if len(values) > 1:
+        raise InferenceError(f"{where}: scale and network_g.upscale disagree ({found})")
+    scale = values.pop()
+    if not isinstance(scale, int) or scale < 1:
+        raise InferenceError(f"{where}: scale must be a positive integer, got {scale!r}")
+    return scale
+
+
+def _state_dict(weights: Path) -> tuple[dict[str, Tensor], str]:
+    """The generator's parameters and the checkpoint key they came from."""
+    try:
+        ckpt = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for non-checkpoint files
+        raise InferenceError(f"{weights}: not a PyTorch checkpoint "
+                             f"({str(err).splitlines()[0][:120]})") from err
+    if not isinstance(ckpt, Mapping):
+        raise InferenceError(f"{weights}: checkpoint is a {type(ckpt).__name__}, not a dict")
+    for key in ("params_ema", "params"):  # BasicSR: net_g_ema is saved as params_ema
+        if isinstance(ckpt.get(key), Mapping):
+            state, source = ckpt[key], key
+            break
+    else:
+        if not ckpt or not all(isinstance(v, Tensor) for v in ckpt.values()):
+            raise InferenceError(f"{weights}: no 'params_ema' or 'params' state dict in it")
+        state, source = ckpt, "state dict"
+    return {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}, source
+
+
+def _load_model(weights: PathLike, opt: PathLike | Mapping[str, Any] | None
+                ) -> tuple[nn.Module, int, dict[str, str]]:
+    weights = Path(weights)
+    if not weights.is_file():
+        raise InferenceError(f"{weights}: weights file not found")
+    where, options = _read_options(weights, opt)
+    net_opt = options.get("network_g")
+    if not isinstance(net_opt, Mapping) or "type" not in net_opt:
+        raise InferenceError(f"{where}: no network_g section with a type")
+    scale = _scale_of(options, net_opt, where)
+    if net_opt["type"] not in ARCH_REGISTRY:
+        raise InferenceError(f"{where}: network_g type {net_opt['type']!r} is not a registered "
+                             "architecture")
+    try:
+        net = build_network(dict(net_opt))
+    except (TypeError, ValueError) as err:
+        raise InferenceError(f"{where}: cannot build network_g ({err})") from err
+    state, source = _state_dict(weights)
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches; the first detail line names a tensor
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise InferenceError(f"{weights}: weights do not fit network_g of {where} "
+                             f"({lines[-1] if len(lines) == 1 else lines[1]})") from err
+    if missing or unexpected:
+        raise InferenceError(
+            f"{weights}: weights do not fit network_g of {where} ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected keys, e.g. {(missing + unexpected)[0]!r})")
+    net.eval().requires_grad_(False)
+    return net, scale, {"options": where, "params": source, "type": str(net_opt["type"])}
+
+
+def load_model(weights: PathLike, opt: PathLike | Mapping[str, Any] | None = None
+               ) -> tuple[nn.Module, int]:
+    """Build ``network_g`` from the experiment's options and load a BasicSR checkpoint into it.
+
+    ``opt`` is an options YAML path or an already-parsed options dict; ``None`` takes the YAML
+    BasicSR copied into the experiment folder (``experiments/<name>/*.yml`` for
+    ``experiments/<name>/models/net_g_*.pth``) or the one beside the checkpoint. The weights are
+    ``params_ema`` when present, else ``params`` (or a bare state dict). Returns the network in
+    eval mode on the CPU, and the scale (``scale`` / ``network_g.upscale``).
+    Raises :class:`InferenceError` with one line naming the file at fault.
+    """
+    net, scale, _ = _load_model(weights, opt)
+    return net, scale
+
+
