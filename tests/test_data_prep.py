@@ -11,10 +11,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
-import w2amsn_plugin  # noqa: F401  (compat before basicsr)
 from basicsr.data.data_util import paired_paths_from_lmdb
 from basicsr.utils.matlab_functions import imresize
+
+import w2amsn_plugin  # noqa: F401  (compat before basicsr)
+from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.data import prepare
 from w2amsn_plugin.data.degradations import bicubic_downscale, bicubic_matrix, kspace_truncate
 from w2amsn_plugin.data.fake_ixi import make_fake_ixi_tree
@@ -350,11 +351,7 @@ def test_too_few_subjects_and_bad_options(tree: Path, tmp_path: Path, capsys):
 
 
 def _run_cli(args: list[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    prepare.configure_parser(parser)
-    return prepare.run(parser.parse_args(args))
+    return w2amsn_main(["prepare-ixi", *args])
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 127.0.0.1 serving a small tar of fake IXI volumes (real MR anatomy) built here."""
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import re
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import w2amsn_plugin  # noqa: F401
-from w2amsn_plugin.data import prepare
+from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.data.download import DownloadError, download_file, download_ixi
 from w2amsn_plugin.data.fake_ixi import make_fake_ixi_tree
 
@@ -144,13 +143,11 @@ def test_truncated_tar_and_missing_file_are_reported(server, ixi_tar: bytes, tmp
 
 
 def test_make_ixi_lmdb_with_download(server, tmp_path: Path, capsys):
-    parser = argparse.ArgumentParser()
-    prepare.configure_parser(parser)
-    args = parser.parse_args([
+    args = ["prepare-ixi",
         "--download", "--ixi-url", server.url, "--ixi-root", str(tmp_path / "ixi"),
         "--modality", "T1", "--out", str(tmp_path / "out"), "--n-train", "2", "--n-test", "1",
         "--n-val", "0", "--scales", "2", "--crop", "48", "48", "4", "--workers", "1",
-        "--no-progress"])
-    assert prepare.run(args) == 0, capsys.readouterr().err
+        "--no-progress"]
+    assert w2amsn_main(args) == 0, capsys.readouterr().err
     assert (tmp_path / "out" / "IXI_T1_train_LR_bicubic_X2.lmdb" / "meta_info.txt").is_file()
     assert (tmp_path / "ixi" / "IXI-T1.tar").is_file()

@@ -39,13 +39,13 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .degradations import DEGRADATIONS, degrade
-from .ixi import (FOREGROUND_THRESHOLD, IXI_MODALITIES, IXIDataError, axial_stack,
-                  crop_axial_stack, load_canonical, open_volume, scan_ixi_tree, slice_key)
+from .ixi import (FOREGROUND_THRESHOLD, IXI_MODALITIES, IXIDataError, axial_stack, crop_axial_stack,
+                  load_canonical, open_volume, scan_ixi_tree, slice_key)
 from .lmdb_io import lmdb_map_size, read_meta_keys, verify_lmdb, write_meta_info
+from .naming import database_name, lr_kind
 from .normalization import DEFAULT_PERCENTILE, normalize_intensity
 from .png16 import DEFAULT_COMPRESS_LEVEL, encode_png16, to_uint16
 from .split import SPLITS, split_subjects
-from .naming import database_name, lr_kind
 from .staging import Staging, file_stamp, write_json_atomic
 
 __all__ = ["FORMAT_VERSION", "PrepConfig", "PrepResult", "VolumeResult", "process_volume",
@@ -319,7 +319,7 @@ def make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> Prep
                           "mtime_ns": mtime_ns, "z_start": result.z_start, "lo": result.lo,
                           "hi": result.hi, "source_axcodes": result.source_axcodes,
                           "ras_shape": list(result.ras_shape)}
-                staging.commit(split, subject, result, record, mod)
+                staging.commit(split, subject, result.values, record, mod)
                 processed += 1
                 bar.update(1)
         staging.close()

@@ -6,16 +6,11 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-
-from .ixi import (IXIDataError, slice_key)
+from .ixi import IXIDataError, slice_key
 from .lmdb_io import LmdbWriter
 from .split import SPLITS
-
-
-if TYPE_CHECKING:
-    from .prepare import VolumeResult
 
 __all__ = ["DONE_FILE", "Staging", "file_stamp", "write_json_atomic"]
 
@@ -85,12 +80,12 @@ class Staging:
             (self.root / DONE_FILE).write_text(
                 "".join(json.dumps(r) + "\n" for r in self.done.values()))
 
-    def commit(self, split: str, subject: str, result: VolumeResult, record: dict,
+    def commit(self, split: str, subject: str, values_by_kind: dict[str, list[bytes]], record: dict,
                modality: str) -> None:
         """Write one volume's slices into every target of its split, then mark it done."""
         for name, (target_split, kind) in self.targets.items():
             if target_split == split:
-                values = result.values[kind]
+                values = values_by_kind[kind]
                 self.writers[name].put_many(
                     (slice_key(subject, modality, k), v) for k, v in enumerate(values))
         self._done_file.write(json.dumps(record) + "\n")
