@@ -19,7 +19,8 @@ else
     source "$VENV/bin/activate"
 fi
 PY="$VENV/bin/python"
-STAMP="$VENV/.w2amsn-setup-$(cat "$REPO_ROOT/setup.py" | cksum | cut -d' ' -f1)"
+# reinstall when the package description changes
+STAMP="$VENV/.w2amsn-setup-$(cat "$REPO_ROOT/pyproject.toml" "$REPO_ROOT/setup.py" | cksum | cut -d' ' -f1)"
 if [[ ! -f "$STAMP" ]] || ! "$PY" -c "import w2amsn_plugin" >/dev/null 2>&1; then
     echo "[setup] installing torch $TORCH_VERSION, BasicSR 1.4.2 and w2amsn-plugin into $VENV"
     PIP=("$PY" -m pip install --disable-pip-version-check)
