@@ -4,8 +4,8 @@ bf16 autocast pays off only where the hardware multiplies bf16 natively: a CUDA 
 (Ampere and later), or a CPU with AVX512-BF16, AMX-BF16 or AVX-NE-CONVERT (x86) or the BF16
 extension (Arm). Elsewhere oneDNN emulates it: on an AVX2-only CPU a bf16 convolution is about
 10x slower than fp32 (measured on an AVX2-only EPYC), so "auto" (``None``) means fp32 there; on an
-AVX512-BF16 EPYC a W²AMSN forward ran 1.5-1.9x faster in bf16. Inference (README
-"Whole-volume inference") and the benchmarks use this one decision.
+AVX512-BF16 EPYC a W²AMSN forward ran 1.5-1.9x faster in bf16. Inference
+(docs/inference.md) and the benchmarks use this one decision.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Every YAML under ``options/`` is generated from this module by ``w2amsn make-opt
 file follows BasicSR: general -> datasets -> network_g -> path -> train -> val -> logger ->
 dist_params.
 
-Schedule (paper section IV-B; README "Reproducing the paper"): 500 volumes x 96 slices = 48,000 training
+Schedule (paper section IV-B; docs/reproducing.md): 500 volumes x 96 slices = 48,000 training
 slices per epoch, batch 96 of 32x32 LR patches -> 500 iterations per epoch; 1000 epochs =
 500k iterations; Adam(0.9, 0.999, eps 1e-8), lr 1e-4 halved every 200 epochs (100k
 iterations); L1 loss.
@@ -187,7 +187,7 @@ DEMO_DATA_DIR = "datasets/demo"
 #: x8 self-ensemble test within the demo's time budget)
 DEMO_TEST_SLICE_STEP = 4
 _DEMO = {
-    # chosen by measurement (README "The demo"): K3K5 with weighted fusion and NCAB as the paper,
+    # chosen by measurement (docs/demo.md): K3K5 with weighted fusion and NCAB as the paper,
     # t=2 and widening 2 (Table IV's 32-64-32) for a CPU; lr 4e-3 with cosine decay over 1000
     # iterations (the paper's 1e-4 is for 500k iterations)
     "full": {"network": {"num_feat": 32, "num_block": 2, "widen": 2}, "total_iter": 1000,

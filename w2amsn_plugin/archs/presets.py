@@ -4,7 +4,7 @@ the single source of truth for "as configured in our options".
 :data:`PRESETS` maps a model name to a BasicSR ``network_g`` dict (``type`` + kwargs) without
 ``upscale``; :func:`preset` adds it. Sizes at x2 on a 120x120 LR input against the paper's
 Table II: RCAN 15.44M / 220.34G (both exact), EDSR 3.14M (exact; 64 features x 40 blocks is the
-EDSR configuration of that size), W²AMSN and W²AMSN-S: see the README, "Model size".
+EDSR configuration of that size), W²AMSN and W²AMSN-S: see docs/model-size.md.
 
 :data:`ABLATIONS` maps each ablation of the paper's section IV-D to the W²AMSN kwargs it changes
 (on top of ``PRESETS['W2AMSN']``), with the table/figure and the data the paper ran it on;

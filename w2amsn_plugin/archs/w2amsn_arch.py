@@ -37,7 +37,7 @@ class W2AMSN(nn.Module):
         widen (int): Channel widening factor of each block's first convs (eq. 9; Table I "CW",
             Table IV: 1, 2, 4). Default: 4.
         mid_feat (int | None): Output channels of each branch's second conv (S2/W2, eq. 10).
-            The paper writes 8a, but Table II's sizes fit a (see README "Model size");
+            The paper writes 8a, but Table II's sizes fit a (see docs/model-size.md);
             None means ``num_feat``. Default: None.
         kernel_sizes (list[int]): Kernel size per branch: [3, 5] = K3K5 (paper), [3, 3] = K3K3,
             [5, 5] = K5K5 (Fig. 6), [3] = the single-scale block of Table I. Default: [3, 5].

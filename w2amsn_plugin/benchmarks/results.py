@@ -1,5 +1,5 @@
 """What ``w2amsn bench`` produces: rows of measurements, targets checked on them, and the
-Markdown table both are printed as (the README's "Performance" table is one such print)."""
+Markdown table both are printed as (the table in docs/performance.md is one such print)."""
 from __future__ import annotations
 
 import math

@@ -14,7 +14,7 @@ count takes well under a second. Two MAC columns are printed:
   this convention (its MACs are params x 120 x 120). The two columns differ only for W²AMSN.
 
 A second table gives W²AMSN's size for candidate S2/W2 output widths (``mid_feat``, eq. 10): the
-evidence for the default width (README, "Model size").
+evidence for the default width (docs/model-size.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The two LR degradations of the paper's IXI data (section IV-A; README "Data preparation").
+"""The two LR degradations of the paper's IXI data (section IV-A; docs/data.md).
 
 - ``bicubic``: MATLAB-compatible ``imresize(img, 1/s, 'bicubic')`` with antialiasing, exactly
   BasicSR's :func:`basicsr.utils.matlab_functions.imresize`. That function is separable: each

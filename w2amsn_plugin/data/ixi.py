@@ -1,5 +1,5 @@
 """IXI file names, volume loading and the fixed-size axial slice stack (paper section IV-A;
-README "Data preparation").
+docs/data.md).
 
 IXI ships one ``IXI<id>-<site>-<session>-<MOD>.nii.gz`` per volume (e.g.
 ``IXI002-Guys-0828-T1.nii.gz``); T1 is acquired sagittally (~256x256x150), T2 and PD axially

@@ -1,5 +1,5 @@
 """Paired LR/HR MR slices from the databases of ``scripts/make_ixi_lmdb.py`` (paper section
-IV-A; README "Data preparation"), registered in BasicSR's ``DATASET_REGISTRY`` as ``IXIPairedDataset``.
+IV-A; docs/data.md), registered in BasicSR's ``DATASET_REGISTRY`` as ``IXIPairedDataset``.
 """
 from __future__ import annotations
 

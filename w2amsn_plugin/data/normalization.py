@@ -1,4 +1,4 @@
-"""Per-volume intensity normalisation of MR volumes (paper section IV-A; README "Data preparation").
+"""Per-volume intensity normalisation of MR volumes (paper section IV-A; docs/data.md).
 
 MR intensities have no fixed range, so every volume is mapped to [0, 1] on its own:
 ``lo`` is the volume's minimum (0 for the usual non-negative magnitude images) and ``hi`` its

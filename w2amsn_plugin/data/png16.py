@@ -1,4 +1,4 @@
-"""Lossless 16-bit grayscale PNG storage of [0, 1] MR slices (README "Data preparation").
+"""Lossless 16-bit grayscale PNG storage of [0, 1] MR slices (docs/data.md).
 
 MR is ~12-bit; 8-bit storage alone costs PSNR at the 40 dB level, so slices are stored as 16-bit
 PNG with ``value = round(x * 65535)``. Encoding uses OpenCV with PNG compression level 1 by

@@ -1,5 +1,5 @@
 """Build the paper's IXI slice databases from IXI's NIfTI volumes (paper section IV-A;
-README "Data preparation"). ``w2amsn prepare-ixi`` (``scripts/make_ixi_lmdb.py``) is its command
+docs/data.md). ``w2amsn prepare-ixi`` (``scripts/make_ixi_lmdb.py``) is its command
 line (:mod:`w2amsn_plugin.commands.prepare_ixi`).
 
 For one modality it writes, BasicSR-style, into ``OUT``:
@@ -54,7 +54,7 @@ __all__ = ["FORMAT_VERSION", "PrepConfig", "PrepResult", "VolumeResult", "proces
 FORMAT_VERSION = 1
 @dataclass(frozen=True)
 class PrepConfig:
-    """Options of :func:`make_ixi_lmdb` (defaults: the paper's set-up, README "Data preparation").
+    """Options of :func:`make_ixi_lmdb` (defaults: the paper's set-up, docs/data.md).
 
     ``crop`` is ``(x, y, z)`` in canonical RAS voxels: slices are ``y`` high and ``x`` wide, ``z``
     slices per volume. ``workers`` processes volumes in parallel (1: in this process).

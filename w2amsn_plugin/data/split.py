@@ -1,5 +1,5 @@
 """Deterministic per-modality subject split of IXI (paper section IV-A: 500 train, 70 test,
-6 validation volumes per modality; README "Data preparation").
+6 validation volumes per modality; docs/data.md).
 
 Subjects are ordered by ``sha256(f"{seed}:{subject}")``, a per-subject key that does not depend
 on which other subjects exist. The test set takes the first ``n_test`` subjects of that order,

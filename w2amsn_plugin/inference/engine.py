@@ -2,7 +2,7 @@
 ``w2amsn infer`` (:mod:`w2amsn_plugin.commands.infer`).
 
 ``w2amsn infer --input lr.nii.gz --output sr.nii.gz --weights net_g_latest.pth`` reads a NIfTI
-or Analyze volume, normalises it per volume as training did (README "Data preparation"), super-resolves
+or Analyze volume, normalises it per volume as training did (docs/data.md), super-resolves
 every slice of one anatomical plane in batches (tiled with overlap when a batch would exceed the
 memory cap), undoes the normalisation and writes a NIfTI whose grid is ``scale`` times finer in
 that plane over the same field of view (:mod:`w2amsn_plugin.inference.geometry`).

@@ -1,4 +1,4 @@
-"""Foreground (anatomy) mask of an MR slice, used by the foreground PSNR/SSIM (README "Metrics").
+"""Foreground (anatomy) mask of an MR slice, used by the foreground PSNR/SSIM (docs/metrics-and-model.md).
 
 An MR slice is mostly background (air), where any method is almost perfect; whole-slice PSNR/SSIM
 therefore rewards predicting zeros. The foreground metrics score only the anatomy:

@@ -1,4 +1,4 @@
-"""Per-slice -> per-volume -> per-test-set aggregation of metric values (README "Metrics").
+"""Per-slice -> per-volume -> per-test-set aggregation of metric values (docs/metrics-and-model.md).
 
 The paper averages its metrics per image (section IV); this plugin keeps that and adds the
 volume level that MR studies report, with one consistent rule at each level:
