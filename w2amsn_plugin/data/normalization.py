@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DEFAULT_PERCENTILE", "normalize_intensity", "denormalize_intensity"]
+__all__ = ["DEFAULT_PERCENTILE", "intensity_window", "normalize_intensity", "denormalize_intensity"]
 
 DEFAULT_PERCENTILE = 99.5
 
 
-def normalize_intensity(volume: np.ndarray, percentile: float = DEFAULT_PERCENTILE
-                        ) -> tuple[np.ndarray, float, float]:
-    """Map ``volume`` to float32 in [0, 1]; return ``(normalised, lo, hi)``.
+def intensity_window(volume: np.ndarray, percentile: float = DEFAULT_PERCENTILE
+                     ) -> tuple[float, float]:
+    """The window ``(lo, hi)`` :func:`normalize_intensity` maps to [0, 1]: the volume's minimum
+    and its ``percentile``-th percentile (its maximum where that percentile is the minimum).
 
     Raises ValueError for NaN/inf values or a constant volume (nothing to normalise).
     """
@@ -33,6 +34,17 @@ def normalize_intensity(volume: np.ndarray, percentile: float = DEFAULT_PERCENTI
         hi = float(vol.max())
     if hi <= lo:
         raise ValueError("volume is constant; it cannot be normalised")
+    return lo, hi
+
+
+def normalize_intensity(volume: np.ndarray, percentile: float = DEFAULT_PERCENTILE
+                        ) -> tuple[np.ndarray, float, float]:
+    """Map ``volume`` to float32 in [0, 1]; return ``(normalised, lo, hi)``.
+
+    Raises ValueError for NaN/inf values or a constant volume (nothing to normalise).
+    """
+    lo, hi = intensity_window(volume, percentile)
+    vol = np.asarray(volume, dtype=np.float32)
     out = (np.clip(vol, lo, hi) - lo) / (hi - lo)
     return out.astype(np.float32, copy=False), lo, hi
 
