@@ -4,6 +4,7 @@ section 7): the numbers of a smoke run mean nothing, only that each part runs.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,14 @@ def test_smoke_run_covers_every_group_without_errors(smoke_json: dict) -> None:
 
 def test_smoke_json_describes_the_machine_and_its_limits(smoke_json: dict) -> None:
     machine = smoke_json["machine"]
-    for key in ("cpu_model", "cpu_isa", "cpu_native_bf16", "threads", "torch", "device"):
-        assert key in machine
+    assert machine["cpu_model"] == device_caps.cpu_model()
+    flags, isa = device_caps.cpu_flags(), machine["cpu_isa"].split(" + ")
+    if "avx512f" in flags or "avx2" in flags:
+        assert isa[0] == ("AVX512" if "avx512f" in flags else "AVX2")
+    assert ("AMX-BF16" in isa) == ("amx_bf16" in flags) and ("AVX512-BF16" in isa) == ("avx512_bf16" in flags)
+    assert machine["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert machine["cpu_native_bf16"] is device_caps.native_bf16("cpu")
+    assert machine["torch"] == torch.__version__ and machine["device"] == "cpu"
     assert machine["threads"] == torch.get_num_threads()
     assert set(smoke_json["limits"]) == {"fp32", "bf16"}
     for lim in smoke_json["limits"].values():
@@ -151,8 +158,18 @@ def test_smoke_targets_are_listed(smoke_json: dict) -> None:
     assert "IXI preparation, 2 workers" in names
     assert "data path, 1 worker, vs a W2AMSN-S training step" in names
     for t in smoke_json["targets"]:
-        assert t["met"] in (True, False, None)
         assert (t["met"] is None) == (t["measured"] is None), t
+        if t["met"] is not None:
+            assert t["met"] is _meets(t["goal"], t["measured"], t["unit"]), t
+
+
+def _meets(goal: str, measured: float, unit: str) -> bool:
+    """Whether ``measured`` meets a goal written as ``'>= 1.5x faster'`` or ``'< 0.02 dB ...'``
+    (a dB change counts by its size; a percentage goal is on the percent value)."""
+    op, number = re.match(r"(>=|<=|<|>)\s*([0-9.]+)", goal).groups()
+    value = abs(measured) if unit == "dB" else measured
+    return {">=": value >= float(number), "<=": value <= float(number),
+            "<": value < float(number), ">": value > float(number)}[op]
 
 
 # ---- target checks and table on made-up rows (no timing) ------------------------------------

@@ -335,13 +335,49 @@ def test_cli_analyze_input_writes_nifti(colin_crop, tiny_weights, tmp_path):
 
 # --------------------------------------------------------------------------- device_caps
 
+def _proc_cpuinfo(key: str) -> str | None:
+    """First ``key`` value of /proc/cpuinfo, read here independently of device_caps."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((v.strip() for k, _, v in (ln.partition(":") for ln in lines) if k.strip() == key), None)
+
+
 def test_device_caps_report_this_machine():
-    assert device_caps.cpu_capability()
-    assert device_caps.cpu_model()
-    assert isinstance(device_caps.native_bf16("cpu"), bool)
+    flags = set((_proc_cpuinfo("flags") or _proc_cpuinfo("Features") or "").split())
+    isa = device_caps.cpu_capability()
+    assert isa == torch.backends.cpu.get_cpu_capability()
+    if isa.startswith("AVX512"):
+        assert "avx512f" in flags or not flags
+    elif isa == "AVX2":
+        assert "avx2" in flags or not flags
+    model = _proc_cpuinfo("model name")
+    assert device_caps.cpu_model() == (model or device_caps.cpu_model()) and device_caps.cpu_model()
+    assert device_caps.cpu_flags() == frozenset(flags)
+    native = device_caps.native_bf16("cpu")
+    if flags and not flags & {"avx512_bf16", "amx_bf16", "avx_ne_convert", "bf16"}:
+        assert native is False, "no bf16 instructions: oneDNN would emulate bf16"
     assert device_caps.resolve_bf16(False, "cpu") is False
-    assert device_caps.resolve_bf16(None, "cpu") is device_caps.native_bf16("cpu")
-    assert "cpu" in device_caps.describe_device("cpu")
+    assert device_caps.resolve_bf16(None, "cpu") is native
+    assert device_caps.describe_device("cpu") == (
+        f"cpu {device_caps.cpu_model()}, {isa}, {torch.get_num_threads()} threads, "
+        f"native bf16: {'yes' if native else 'no'}")
+
+
+@pytest.mark.parametrize("onednn, flags, native", [
+    (True, {"avx512f", "avx512_bf16"}, True), (True, {"amx_bf16"}, True), (True, {"bf16"}, True),
+    (True, {"avx512f", "avx2"}, False),  # oneDNN "supports" bf16 on plain AVX512 by emulation
+    (True, set(), True),  # no /proc/cpuinfo: trust oneDNN
+    (False, {"avx512_bf16"}, False)])
+def test_native_bf16_needs_onednn_and_the_instructions(monkeypatch, onednn, flags, native):
+    monkeypatch.setattr(device_caps, "_onednn_reports_bf16", lambda: onednn)
+    monkeypatch.setattr(device_caps, "cpu_flags", lambda: frozenset(flags))
+    device_caps._native_bf16_cpu.cache_clear()
+    try:
+        assert device_caps.native_bf16("cpu") is native
+    finally:
+        device_caps._native_bf16_cpu.cache_clear()
 
 
 def test_explicit_bf16_on_emulating_cpu_warns_once(monkeypatch):
