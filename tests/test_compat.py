@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -45,7 +46,7 @@ def test_resume_state_loads_on_cpu(tmp_path):
         return
     assert state["optimizers"][0]["x"].device.type == "cpu"
     # the original, unpatched function fails on this state on a CPU-only machine
-    original = bs_train.load_resume_state.__wrapped__
+    original = inspect.unwrap(bs_train.load_resume_state)
     if not torch.cuda.is_available():
         try:
             original(opt)

@@ -67,28 +67,51 @@ def _basicsr_argv(args: argparse.Namespace) -> list[str]:
 def basicsr_main(argv: Sequence[str] | None = None) -> int:
     """``basicsr train|test``: check the options, then run BasicSR's pipeline from the cwd."""
     args = _basicsr_parser().parse_args(argv)
-    from .option_check import OptionsError, check_options_file
-
+    prog = f"basicsr {args.verb}"
     try:
-        check_options_file(args.opt, force_yml=args.force_yml, is_train=args.verb == "train")
-    except OptionsError as err:
-        print(f"basicsr {args.verb}: error: {err}", file=sys.stderr)
+        _check_inputs(args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted before the run started", file=sys.stderr)
+        return 130
+    except ValueError as err:  # OptionsError: a user's mistake, one line
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
-    import w2amsn_plugin  # noqa: F401  (registers the plugin; applies compat patches)
     import torch.distributed as dist
     from basicsr.test import test_pipeline
     from basicsr.train import train_pipeline
+
+    from . import compat
 
     pipeline = train_pipeline if args.verb == "train" else test_pipeline
     saved_argv, sys.argv = sys.argv, _basicsr_argv(args)
     try:
         pipeline(os.getcwd())
+    except BaseException as err:
+        for folder in compat.restore_archived():  # a failure before any result was written
+            print(f"{prog}: {folder} was archived by this run; restored", file=sys.stderr)
+        if not isinstance(err, KeyboardInterrupt):
+            raise
+        where = " (resume with --auto_resume)" if args.verb == "train" else ""
+        print(f"{prog}: interrupted (Ctrl-C); results written so far are kept{where}",
+              file=sys.stderr)
+        return 130
     finally:
         sys.argv = saved_argv
         # BasicSR never tears its process group down; without this, gloo ranks can abort at exit
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Everything a ``basicsr train|test`` run reads, checked before BasicSR creates or archives a
+    folder (:mod:`w2amsn_plugin.option_check`); raises ``OptionsError`` (one line)."""
+    from .option_check import check_options_file, check_run_inputs
+
+    is_train = args.verb == "train"
+    opt = check_options_file(args.opt, force_yml=args.force_yml, is_train=is_train)
+    check_run_inputs(opt, args.opt, is_train=is_train, auto_resume=args.auto_resume,
+                     debug=args.debug, root=os.getcwd())
 
 
 def w2amsn_main(argv: Sequence[str] | None = None) -> int:

@@ -4,8 +4,10 @@ Each patch names the BasicSR file/line it works around and is covered by a test 
 ``tests/test_compat.py`` that fails without it. Patches 1-4 are installed only where the problem
 they fix is present (:func:`applied_patches` lists what this process installed); patch 5 is
 installed always, because its problem depends on the model, not the machine (see below), and
-its wrapper calls BasicSR's own method unless that problem is there. :func:`apply` is
-idempotent and runs on ``import w2amsn_plugin`` before BasicSR is imported.
+its wrapper calls BasicSR's own method unless that problem is there. Patches from 6 on fix
+BasicSR 1.4.2's own behaviour, the same on every machine (the package pins ``basicsr==1.4.2``),
+so they are installed always. :func:`apply` is idempotent and runs on ``import w2amsn_plugin``
+before BasicSR is imported.
 
 Patches (BasicSR 1.4.2 line numbers):
 
@@ -32,21 +34,47 @@ Patches (BasicSR 1.4.2 line numbers):
    ``device_ids=None``. Installed always: a model is on the CPU with ``num_gpu: 0`` on a GPU
    machine too, so the wrapper decides per model (``dist`` and a CPU device) and otherwise calls
    BasicSR's own ``model_to_device`` (test: ``test_dist_init_and_ddp_wrap_without_cuda``).
+6. ``force_yml_values``: ``basicsr/utils/options.py:59-79`` reads ``--force_yml key=null`` as the
+   string ``'null'`` (``path:pretrain_network_g=null`` then opens a file named ``null``) and a list
+   with ``eval`` (``[unclosed`` is a ``SyntaxError`` traceback). ``null`` is None and a list is
+   read with ``ast.literal_eval`` (a one-line ``ValueError``) (test: ``test_force_yml_values``).
+7. ``atomic_checkpoints``: ``basicsr/models/base_model.py:229,327`` write ``net_*_<iter>.pth``
+   and ``<iter>.state`` in place; a kill during the write leaves a truncated newest state. They are
+   written to a temporary file, fsynced and renamed (:func:`w2amsn_plugin.checkpoints.
+   atomic_torch_save`) (test: ``test_checkpoints_are_written_atomically``).
+8. ``resume_newest_intact``: ``basicsr/train.py:70-77`` resumes from the highest-numbered state
+   whatever its condition. With ``--auto_resume`` the newest state that loads (and whose network
+   files load) is used; each newer damaged one is named in one line, and when none is intact one
+   line says training starts from iteration 0 (test: ``test_auto_resume_skips_a_damaged_state``).
+9. ``keep_unwritten_folders``: ``basicsr/utils/misc.py:24-34`` renames an existing
+   ``experiments/<name>`` or ``results/<name>`` to ``<name>_archived_<time>`` at every fresh start,
+   also when that folder holds only the logs of runs that failed before writing anything. Such a
+   folder is kept and reused; one with results is still archived, and :func:`restore_archived`
+   (called by ``basicsr train|test`` when the run fails before writing a result) renames it back
+   (test: ``test_run_folders_are_kept_or_restored``).
+10. ``val_suffix_default``: ``basicsr/models/sr_model.py:177`` (and ``hifacegan_model.py:259``,
+    ``video_base_model.py:79``) read ``opt['val']['suffix']``: saving test images without a
+    ``suffix:`` key is a ``KeyError``. A missing ``suffix`` means none
+    (test: ``test_val_suffix_is_optional``).
 """
 from __future__ import annotations
 
+import ast
 import collections
 import contextlib
 import functools
 import importlib
 import io
+import os
 import pickle
+import shutil
 import sys
+import types
 from typing import Any, Callable, Iterator
 
 import torch
 
-__all__ = ["apply", "applied_patches"]
+__all__ = ["apply", "applied_patches", "restore_archived"]
 
 _APPLIED: list[str] = []
 
@@ -65,6 +93,11 @@ def apply() -> None:
     _patch_resume_on_cpu()
     _patch_dist_init()
     _patch_ddp_device_ids()
+    _patch_force_yml_values()
+    _patch_atomic_checkpoints()
+    _patch_resume_newest_intact()
+    _patch_keep_unwritten_folders()
+    _patch_val_suffix_default()
     _APPLIED.append("done")
 
 
@@ -188,3 +221,175 @@ def _patch_ddp_device_ids() -> None:
 
     BaseModel.model_to_device = model_to_device
     _APPLIED.append("ddp_device_ids")
+
+
+# 6 ------------------------------------------------------------------------------------------
+def _force_yml_value(value: str) -> Any:
+    """``--force_yml`` value as BasicSR's ``_postprocess_yml_value``, except that ``null`` is None
+    and a list is read with :func:`ast.literal_eval` (a ``ValueError`` naming it if it is not one)."""
+    if value in ("~", "null", "Null", "NULL") or value.lower() == "none":
+        return None
+    if value.startswith("["):
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"{value!r} is not a list such as [1, 2] or ['a', 'b']") from None
+    return _ORIGINAL_FORCE_YML_VALUE[0](value)
+
+
+_ORIGINAL_FORCE_YML_VALUE: list[Callable[[str], Any]] = []
+
+
+def _patch_force_yml_values() -> None:
+    import basicsr.utils.options as bs_options
+
+    _ORIGINAL_FORCE_YML_VALUE.append(bs_options._postprocess_yml_value)
+    bs_options._postprocess_yml_value = _force_yml_value
+    _APPLIED.append("force_yml_values")
+
+
+# 7 ------------------------------------------------------------------------------------------
+class _TorchWithAtomicSave(types.ModuleType):
+    """``torch`` as ``basicsr/models/base_model.py`` sees it: ``save`` is atomic."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+
+def _patch_atomic_checkpoints() -> None:
+    import basicsr.models.base_model as bs_base_model
+
+    from .checkpoints import atomic_torch_save
+
+    proxy = _TorchWithAtomicSave("torch")
+    proxy.save = atomic_torch_save
+    bs_base_model.torch = proxy
+    _APPLIED.append("atomic_checkpoints")
+
+
+# 8 ------------------------------------------------------------------------------------------
+def _say(opt: dict, message: str) -> None:
+    """One line on stderr from rank 0 (BasicSR's logger does not exist yet at resume time)."""
+    if opt.get("rank", 0) == 0:
+        print(f"basicsr train: {message}", file=sys.stderr, flush=True)
+
+
+def _patch_resume_newest_intact() -> None:
+    import os.path as osp
+
+    import basicsr.train as bs_train
+
+    from .checkpoints import TMP_MARK, newest_intact_state
+
+    original: Callable[[dict], Any] = bs_train.load_resume_state
+
+    @functools.wraps(original)
+    def load_resume_state(opt: dict) -> Any:
+        if not opt.get("auto_resume"):
+            return original(opt)
+        root = osp.join("experiments", opt["name"])  # train.py:71 (relative to the cwd)
+        labels = [k.removeprefix("network_") for k in opt if k.startswith("network_")]
+        state, damaged = newest_intact_state(osp.join(root, "training_states"),
+                                             osp.join(root, "models"), labels)
+        for err in damaged:
+            _say(opt, f"warning: {err}; not resuming from it")
+        if state is not None and damaged:
+            _say(opt, f"resuming from {state}, the newest intact training state")
+        elif damaged:
+            _say(opt, f"no intact training state in {osp.join(root, 'training_states')}: "
+                      "training starts from iteration 0")
+        if opt.get("rank", 0) == 0:  # temporary files of a save that was killed
+            for folder in ("training_states", "models"):
+                path = osp.join(root, folder)
+                for name in os.listdir(path) if osp.isdir(path) else []:
+                    if name.startswith(".") and TMP_MARK in name:
+                        os.remove(osp.join(path, name))
+        opt["auto_resume"] = False
+        opt["path"]["resume_state"] = None if state is None else str(state)
+        try:
+            return original(opt)
+        finally:
+            opt["auto_resume"] = True
+
+    bs_train.load_resume_state = load_resume_state
+    _APPLIED.append("resume_newest_intact")
+
+
+# 9 ------------------------------------------------------------------------------------------
+#: (folder, its archive) pairs renamed by BasicSR in this process, for :func:`restore_archived`
+_ARCHIVED: list[tuple[str, str]] = []
+_RUN_RECORDS = (".log", ".yml", ".yaml")
+
+
+def _holds_results(folder: str) -> bool:
+    """Whether ``folder`` holds any file besides logs and option copies (checkpoints, states,
+    images, tables, tensorboard events)."""
+    for _dir, _subdirs, files in os.walk(folder):
+        if any(not name.endswith(_RUN_RECORDS) for name in files):
+            return True
+    return False
+
+
+def _patch_keep_unwritten_folders() -> None:
+    import basicsr.train as bs_train
+    import basicsr.utils as bs_utils
+    import basicsr.utils.misc as bs_misc
+
+    original: Callable[[str], None] = bs_misc.mkdir_and_rename
+
+    @functools.wraps(original)
+    def mkdir_and_rename(path: str) -> None:
+        if os.path.isdir(path) and not _holds_results(path):
+            os.makedirs(path, exist_ok=True)  # only logs of runs that failed early: keep it
+            return
+        before = set(os.listdir(os.path.dirname(path) or ".")) if os.path.exists(path) else None
+        original(path)
+        if before is not None:
+            base = os.path.basename(path)
+            new = sorted(set(os.listdir(os.path.dirname(path) or ".")) - before)
+            archives = [n for n in new if n.startswith(base + "_archived_")]
+            if archives:
+                _ARCHIVED.append((path, os.path.join(os.path.dirname(path), archives[-1])))
+
+    for module in (bs_misc, bs_utils, bs_train):
+        module.mkdir_and_rename = mkdir_and_rename
+    _APPLIED.append("keep_unwritten_folders")
+
+
+def restore_archived() -> list[str]:
+    """Undo BasicSR's archiving of this process's run folders that the run left without results
+    (a failure before the first checkpoint or image): the run's logs move into the archived
+    folder, which gets its name back. Returns the restored folders."""
+    restored = []
+    while _ARCHIVED:
+        path, archive = _ARCHIVED.pop()
+        if not os.path.isdir(archive) or (os.path.isdir(path) and _holds_results(path)):
+            continue
+        if os.path.isdir(path):
+            for name in os.listdir(path):
+                if name.endswith(".log") and os.path.isfile(os.path.join(path, name)):
+                    os.replace(os.path.join(path, name), os.path.join(archive, name))
+            shutil.rmtree(path)
+        os.rename(archive, path)
+        restored.append(path)
+    return restored
+
+
+# 10 -----------------------------------------------------------------------------------------
+def _patch_val_suffix_default() -> None:
+    from basicsr.models.hifacegan_model import HiFaceGANModel
+    from basicsr.models.sr_model import SRModel
+    from basicsr.models.video_base_model import VideoBaseModel
+
+    for cls in (SRModel, HiFaceGANModel, VideoBaseModel):
+        original = cls.nondist_validation
+
+        def nondist_validation(self: Any, *args: Any, _original: Callable = original,
+                               **kwargs: Any) -> Any:
+            if isinstance(self.opt.get("val"), dict):
+                self.opt["val"].setdefault("suffix", None)
+            return _original(self, *args, **kwargs)
+
+        functools.update_wrapper(nondist_validation, original)
+        cls.nondist_validation = nondist_validation
+    _APPLIED.append("val_suffix_default")

@@ -3,18 +3,25 @@
 BasicSR 1.4.2 reports these deep inside its pipeline: a missing file is a ``FileNotFoundError``
 from ``options.py:94``, an unknown ``type:`` a ``KeyError`` after a misleading
 "use name: X_basicsr" hint (``registry.py:65-69``), a misspelt network argument a ``TypeError``
-from the constructor, and ``num_gpu: 1`` on a machine without CUDA an assertion in torch.
+from the constructor, and ``num_gpu: 1`` on a machine without CUDA an assertion in torch. A
+value of the wrong type (``total_iter: abc``; ``lr: 1e-4``, which YAML reads as a string), a
+checkpoint that is missing, damaged or of another network, and a database that is not an LMDB, of
+another split or scale, or smaller than the training patch fail only after BasicSR has archived
+the experiment folder; all are checked here first (:func:`check_run_inputs`, docs/reliability.md).
 """
 from __future__ import annotations
 
 import difflib
 import inspect
 import os
+import re
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import yaml
 
-__all__ = ["OptionsError", "check_options_file", "check_options", "check_data_paths"]
+__all__ = ["OptionsError", "check_options_file", "check_options", "check_data_paths",
+           "check_run_inputs"]
 
 _OPTIMIZERS = ("Adam",)  # basicsr/models/base_model.py:103-108
 _SCHEDULERS = ("MultiStepLR", "MultiStepRestartLR", "CosineAnnealingRestartLR")  # :110-121
@@ -31,10 +38,14 @@ def _close(name: str, choices: Iterable[str]) -> str:
 
 def _apply_force_yml(opt: dict, entries: Iterable[str], path: str) -> None:
     """Apply ``--force_yml key:sub=value`` as BasicSR's ``options.py:118-129`` will."""
+    import w2amsn_plugin  # noqa: F401  (compat: BasicSR's value parser reads 'null' as None)
+    from basicsr.utils.options import _postprocess_yml_value
+
     for entry in entries:
-        if "=" not in entry:
-            raise OptionsError(f"--force_yml {entry!r}: expected key[:subkey...]=value")
-        keys, value = (s.strip() for s in entry.split("=", 1))
+        if entry.count("=") != 1:  # BasicSR: keys, value = entry.split('=')
+            raise OptionsError(f"--force_yml {entry!r}: expected key[:subkey...]=value "
+                               "(one '=')")
+        keys, value = (s.strip() for s in entry.split("="))
         node = opt
         *parents, last = keys.split(":")
         for key in parents:
@@ -44,7 +55,10 @@ def _apply_force_yml(opt: dict, entries: Iterable[str], path: str) -> None:
         if last not in node:
             raise OptionsError(f"--force_yml {entry!r}: {path} has no key {keys!r} "
                                "(BasicSR cannot create new keys)")
-        node[last] = yaml.safe_load(value)
+        try:
+            node[last] = _postprocess_yml_value(value)
+        except ValueError as err:
+            raise OptionsError(f"--force_yml {entry!r}: {err}") from None
 
 
 def _typed_sections(opt: dict) -> Iterator[tuple[str, str, dict]]:
@@ -123,6 +137,7 @@ def check_options(opt: dict, path: str = "<options>", *, is_train: bool = True) 
         if sched is not None and sched not in _SCHEDULERS:
             raise OptionsError(f"{path}: train:scheduler: unknown type {sched!r}"
                                f"{_close(str(sched), _SCHEDULERS)}")
+    _check_values(opt, path, is_train)
     num_gpu = opt["num_gpu"]
     if num_gpu != "auto":
         if not isinstance(num_gpu, int) or num_gpu < 0:
@@ -130,6 +145,101 @@ def check_options(opt: dict, path: str = "<options>", *, is_train: bool = True) 
         if num_gpu > 0 and not torch.cuda.is_available():
             raise OptionsError(f"{path}: num_gpu: {num_gpu} but this machine has no CUDA device; "
                                "use num_gpu: 0 (CPU), e.g. --force_yml num_gpu=0")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _want(ok: bool, path: str, where: str, value: Any, what: str) -> None:
+    if not ok:
+        hint = " (YAML reads 1e-4 as a string: write 1.0e-4)" if isinstance(value, str) and re.fullmatch(
+            r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value) else ""
+        raise OptionsError(f"{path}: {where} must be {what}, not {value!r}{hint}")
+
+
+def _check_values(opt: dict, path: str, is_train: bool) -> None:
+    """Types and ranges of the values BasicSR computes with (it fails on them only after creating
+    the experiment folder: ``int(total_iter)`` at ``train.py:47``, ``%`` at ``train.py:176-189``)."""
+    required = ("path", "train", "logger") if is_train else ("path",)
+    for key in required:
+        if not isinstance(opt.get(key), dict):
+            raise OptionsError(f"{path}: missing section {key!r} (BasicSR needs it to "
+                               f"{'train' if is_train else 'test'})")
+    scale = opt.get("scale", 1)
+    _want(_is_int(scale) and scale >= 1, path, "scale", scale, "a positive integer")
+    for key in ("network_g", "network_d"):
+        net = opt.get(key)
+        if isinstance(net, dict) and "upscale" in net and "scale" in opt and net["upscale"] != scale:
+            raise OptionsError(f"{path}: {key}:upscale is {net['upscale']!r} but scale is {scale!r}")
+    seed = opt.get("manual_seed")
+    _want(seed is None or _is_int(seed), path, "manual_seed", seed, "an integer")
+    datasets = opt["datasets"]
+    if not isinstance(datasets, dict) or not datasets:
+        raise OptionsError(f"{path}: datasets: expected phases such as train:, val:, test_1:")
+    for phase, section in datasets.items():
+        where = f"datasets:{phase}"
+        if not isinstance(section, dict):
+            raise OptionsError(f"{path}: {where}: expected a mapping")
+        if is_train and phase != "train" and str(phase).split("_")[0] != "val":
+            raise OptionsError(f"{path}: {where}: training datasets are 'train' and 'val[_N]'")
+        if is_train and phase == "train":
+            for key in ("batch_size_per_gpu", "gt_size"):
+                if key in section or key == "batch_size_per_gpu":
+                    _want(_is_int(section.get(key)) and section[key] >= 1, path, f"{where}:{key}",
+                          section.get(key), "a positive integer")
+            ratio = section.get("dataset_enlarge_ratio", 1)
+            _want(_is_int(ratio) and ratio >= 1, path, f"{where}:dataset_enlarge_ratio", ratio,
+                  "a positive integer")
+            gt_size = section.get("gt_size")
+            if gt_size is not None and gt_size % scale:
+                raise OptionsError(f"{path}: {where}:gt_size {gt_size} is not a multiple of "
+                                   f"scale {scale}")
+        workers = section.get("num_worker_per_gpu", 0)
+        _want(_is_int(workers) and workers >= 0, path, f"{where}:num_worker_per_gpu", workers,
+              "an integer >= 0")
+    if not is_train:
+        return
+    if "train" not in datasets:
+        raise OptionsError(f"{path}: datasets has no 'train' phase")
+    train, logger = opt["train"], opt["logger"]
+    total = train.get("total_iter")
+    _want((_is_number(total) and total == int(total) and total >= 1), path, "train:total_iter",
+          total, "a positive integer")
+    _want(_is_int(train.get("warmup_iter", -1)), path, "train:warmup_iter",
+          train.get("warmup_iter"), "an integer (-1: none)")
+    ema = train.get("ema_decay", 0)
+    _want(_is_number(ema) and 0 <= ema < 1, path, "train:ema_decay", ema, "a number in [0, 1)")
+    for key in ("optim_g", "optim_d"):
+        optim = train.get(key)
+        if isinstance(optim, dict):
+            lr = optim.get("lr")
+            _want(_is_number(lr) and lr > 0, path, f"train:{key}:lr", lr, "a positive number")
+            for name in ("weight_decay", "eps"):
+                if name in optim:
+                    _want(_is_number(optim[name]), path, f"train:{key}:{name}", optim[name], "a number")
+            betas = optim.get("betas", [0.9, 0.999])
+            _want(isinstance(betas, (list, tuple)) and len(betas) == 2
+                  and all(_is_number(b) for b in betas), path, f"train:{key}:betas", betas,
+                  "two numbers")
+    sched = train.get("scheduler")
+    if isinstance(sched, dict):
+        milestones = sched.get("milestones", [])
+        _want(isinstance(milestones, list) and all(_is_int(m) for m in milestones), path,
+              "train:scheduler:milestones", milestones, "a list of integers")
+        if "gamma" in sched:
+            _want(_is_number(sched["gamma"]), path, "train:scheduler:gamma", sched["gamma"], "a number")
+    for key in ("print_freq", "save_checkpoint_freq"):
+        value = logger.get(key)
+        _want(_is_int(value) and value >= 1, path, f"logger:{key}", value, "a positive integer")
+    val = opt.get("val")
+    if isinstance(val, dict):
+        _want(_is_int(val.get("val_freq")) and val["val_freq"] >= 1, path, "val:val_freq",
+              val.get("val_freq"), "a positive integer")
 
 
 def check_data_paths(opt: dict, path: str = "<options>") -> None:
@@ -147,6 +257,96 @@ def check_data_paths(opt: dict, path: str = "<options>") -> None:
                             f"{os.path.dirname(str(root)) or '.'}")
                 raise OptionsError(f"{path}: datasets:{phase}:{key}: {root} not found (relative to "
                                    f"{os.getcwd()}){hint}")
+
+
+def _checkpoint_of(opt: dict, net_key: str, resume_iter: int | None, models: Path
+                   ) -> tuple[str | None, str, str | None]:
+    """(file, where, param_key) BasicSR will load ``net_key`` from (``misc.py:101-124``: when
+    resuming, ``models/net_<label>_<iter>.pth`` with ``params``)."""
+    paths, label = opt.get("path") or {}, net_key.removeprefix("network_")
+    param_key = paths.get(f"param_key_{label}", "params")
+    if resume_iter is not None and net_key not in (paths.get("ignore_resume_networks") or []):
+        return str(models / f"net_{label}_{resume_iter}.pth"), f"resumed {net_key}", "params"
+    file = paths.get(f"pretrain_{net_key}")
+    return file, f"path:pretrain_{net_key}", param_key
+
+
+def _check_checkpoints(opt: dict, path: str, *, is_train: bool, auto_resume: bool, name: str,
+                       root: Path) -> None:
+    from .checkpoints import CheckpointError, check_network_checkpoint, load_checkpoint, \
+        newest_intact_state
+
+    paths = opt.get("path") or {}
+    networks = [k for k in opt if k.startswith("network_") and isinstance(opt[k], dict)]
+    exp = root / "experiments" / name
+    resume_iter = None
+    if is_train and auto_resume:
+        state, _ = newest_intact_state(exp / "training_states", exp / "models",
+                                       [k.removeprefix("network_") for k in networks])
+        resume_iter = None if state is None else int(state.stem)
+    elif is_train and paths.get("resume_state"):
+        try:
+            state = load_checkpoint(os.path.expanduser(str(paths["resume_state"])),
+                                    weights_only=False)
+        except CheckpointError as err:
+            raise OptionsError(f"{path}: path:resume_state: {err}") from None
+        if not isinstance(state, dict) or not _is_int(state.get("iter")):
+            raise OptionsError(f"{path}: path:resume_state: {paths['resume_state']} is not a "
+                               "BasicSR training state")
+        resume_iter = state["iter"]
+    for net_key in networks:
+        file, where, param_key = _checkpoint_of(opt, net_key, resume_iter, exp / "models")
+        if file is None:
+            continue
+        if not isinstance(file, str):
+            raise OptionsError(f"{path}: {where} must be a file path or null, not {file!r}")
+        label = net_key.removeprefix("network_")
+        try:
+            check_network_checkpoint(os.path.expanduser(file), opt[net_key], where=net_key,
+                                     strict=paths.get(f"strict_load_{label}", True),
+                                     param_key=param_key)
+        except CheckpointError as err:
+            raise OptionsError(f"{path}: {where}: {err}") from None
+
+
+def _check_databases(opt: dict, path: str, *, is_train: bool) -> None:
+    from .data.lmdb_check import LmdbCheckError, check_lmdb, check_paired_lmdbs
+
+    scale = opt.get("scale", 1)
+    for phase, section in opt["datasets"].items():
+        if (section.get("io_backend") or {}).get("type") != "lmdb":
+            continue
+        roots = {k: os.path.expanduser(str(section[k])) for k in ("dataroot_gt", "dataroot_lq")
+                 if section.get(k) is not None}
+        gt_size = section.get("gt_size") if is_train and phase == "train" else None
+        try:
+            for key, root in roots.items():
+                if not root.endswith(".lmdb"):  # basicsr/data/data_util.py:paired_paths_from_lmdb
+                    raise LmdbCheckError(f"{key}: {root}: with io_backend lmdb, BasicSR needs a "
+                                         "folder named *.lmdb")
+            if len(roots) == 2:
+                check_paired_lmdbs(roots["dataroot_gt"], roots["dataroot_lq"], scale, gt_size)
+            else:
+                for root in roots.values():
+                    check_lmdb(root)
+        except LmdbCheckError as err:
+            raise OptionsError(f"{path}: datasets:{phase}: {err}") from None
+
+
+def check_run_inputs(opt: dict, path: str = "<options>", *, is_train: bool = True,
+                     auto_resume: bool = False, debug: bool = False,
+                     root: str | os.PathLike = ".") -> None:
+    """Check the files a ``basicsr train|test`` run will read, as BasicSR will use them, before it
+    creates (or archives) any folder: each network's checkpoint (``pretrain_network_*``, or when
+    resuming the newest intact state's networks) loads and fits its network, and each LMDB
+    dataset is an LMDB whose GT/LQ keys and ``meta_info.txt`` shapes fit ``scale`` and the
+    training patch. ``root`` is where ``experiments/`` lives (the working directory)."""
+    name = str(opt.get("name"))
+    if debug and not name.startswith("debug"):  # basicsr/utils/options.py:134-135
+        name = "debug_" + name
+    _check_checkpoints(opt, path, is_train=is_train, auto_resume=auto_resume, name=name,
+                       root=Path(root))
+    _check_databases(opt, path, is_train=is_train)
 
 
 def check_options_file(path: str, *, force_yml: Iterable[str] | None = None,
