@@ -11,6 +11,7 @@ import yaml
 
 from w2amsn_plugin import experiments as ex
 from w2amsn_plugin.cli import w2amsn_main
+from w2amsn_plugin.data.slice_bank import get_bank
 from w2amsn_plugin.option_check import check_options
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,6 +117,9 @@ def test_every_options_file_builds_network_dataset_and_model(small_lmdb, monkeyp
         for phase, dopt in opt["datasets"].items():
             ds = build_dataset(dopt)
             item = ds[0]
+            if "bank_index" in item:  # on_device: the batch comes from the slice bank
+                lq, gt = get_bank(item["bank"]).sample([item["bank_index"]])
+                item = {"lq": lq[0], "gt": gt[0]}
             assert item["lq"].shape[0] == 1 and item["gt"].shape[-1] == item["lq"].shape[-1] * opt["scale"]
         net_key = repr(sorted(opt["network_g"].items()))
         if net_key not in built_nets:

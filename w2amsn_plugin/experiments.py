@@ -111,7 +111,7 @@ def _dataset(modality: str, split: str, scale: int, phase: str) -> dict[str, Any
                          "dataroot_lq": _lmdb(modality, split, scale),
                          "io_backend": {"type": "lmdb"}}
     if phase == "train":
-        d.update({"gt_size": LR_PATCH * scale, "use_hflip": True, "use_rot": True,
+        d.update({"gt_size": LR_PATCH * scale, "use_hflip": True, "use_rot": True, "on_device": "auto",
                   "num_worker_per_gpu": 4, "batch_size_per_gpu": BATCH,
                   "dataset_enlarge_ratio": 1, "prefetch_mode": None})
     return d

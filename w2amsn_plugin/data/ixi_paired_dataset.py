@@ -13,6 +13,7 @@ from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
+from . import slice_bank
 from .ixi import parse_slice_key
 from .lmdb_io import readonly_env
 from .png16 import decode_png
@@ -42,6 +43,12 @@ class IXIPairedDataset(data.Dataset):
             filename_tmpl (str): folder mode, LR file name template. Default: ``'{}'``.
             slice_step (int): keep every n-th slice (in key order, i.e. per volume when a
                 volume's slice count is a multiple of n), e.g. for a quicker test. Default: 1.
+            on_device (bool | 'auto'): training only: decode the whole set once into a
+                :class:`~.slice_bank.SliceBank` on the training device (CUDA when it fits, else
+                pinned host memory; RAM on a CPU) and cut each batch there; items are then only
+                ``bank``/``bank_index`` and :class:`~w2amsn_plugin.models.MRSRModel` makes the
+                batch. ``auto``: when the bank takes under 40% of the free memory. Default: False
+                (the generated options say ``auto``).
 
     Items: ``lq`` (1xhxw float32), ``gt`` (1xHxW), ``lq_path``/``gt_path`` (the LMDB key, or the
     file path in folder mode), ``key`` (e.g. ``IXI002-Guys-0828_T1_s042``), ``subject``
@@ -90,6 +97,23 @@ class IXIPairedDataset(data.Dataset):
                 self.slices.append(parse_slice_key(key))
             except ValueError as err:
                 raise ValueError(f"{self.gt_folder}: {err}") from None
+        self.bank_id = self._bank() if opt.get("phase") == "train" else None
+
+    def _bank(self) -> str | None:
+        """Register the slice bank when ``on_device`` asks for one (module doc of slice_bank)."""
+        mode = self.opt.get("on_device", False)
+        if mode not in (True, False, "auto"):
+            raise ValueError(f"on_device must be true, false or auto, got {mode!r}")
+        if mode is False or self.backend != "lmdb":
+            return None
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        gt_hw, lq_hw = _meta_shape(self.gt_folder), _meta_shape(self.lq_folder)
+        if mode == "auto" and not (gt_hw and lq_hw and slice_bank.bank_fits(
+                slice_bank.bank_bytes(len(self.keys), gt_hw, lq_hw), device)):
+            return None
+        crop = slice_bank.CropSpec(int(self.opt["gt_size"]), self.scale,
+                                   bool(self.opt.get("use_hflip", True)), bool(self.opt.get("use_rot", True)))
+        return slice_bank.register_bank(self.gt_folder, self.lq_folder, self.keys, crop, device)
 
     def _key(self, path: str) -> str:
         return path if self.backend == "lmdb" else Path(path).name.rsplit(".", 1)[0]
@@ -107,6 +131,8 @@ class IXIPairedDataset(data.Dataset):
         return decode_png(value, where)[:, :, None]
 
     def __getitem__(self, index: int) -> dict:
+        if self.bank_id is not None:  # the model cuts the batch on the device
+            return {"bank": self.bank_id, "bank_index": index}
         gt_path = self.paths[index]["gt_path"]
         lq_path = self.paths[index]["lq_path"]
         img_gt = self._read(gt_path, self.gt_folder)

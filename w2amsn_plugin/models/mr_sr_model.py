@@ -40,6 +40,12 @@ Under ``train:`` besides BasicSR's: ``bf16`` (true | false | auto, False): the t
 pass and losses under bf16 autocast (backward outside it); measured 1.94x faster per step where
 bf16 is native (an AVX512-BF16 CPU), about 10x slower where it is emulated (AVX2), so ``auto``.
 Losses stay on the device between BasicSR's log lines (no ``.item()`` per iteration).
+``compile`` (false | true | a ``torch.compile`` mode such as ``reduce-overhead`` (CUDA graphs) or
+``max-autotune-no-cudagraphs``, False): the training forward and backward through
+``torch.compile`` (the network's weights, checkpoints and EMA stay the uncompiled module's).
+On CUDA, Adam runs ``fused`` (one kernel for every parameter) unless ``optim_g: fused: false``.
+Training items of an ``on_device`` dataset (``bank_index``) are cut on the device by its slice
+bank (:mod:`w2amsn_plugin.data.slice_bank`).
 
 Dataset items may carry ``key``, ``subject``, ``modality`` and ``slice_index``
 (IXIPairedDataset does); without them the key is the LQ file name and subject, modality and
@@ -67,16 +73,19 @@ from tqdm import tqdm
 from .. import device_caps
 from ..metrics import FLOAT_METRICS
 from ..archs.self_ensemble import self_ensemble
+from ..data.slice_bank import get_bank
 from ..results.files import write_csv, write_text
 from ..results.tables import BICUBIC, slice_rows, table_iii_markdown, volume_rows
 from ..results.volume_scores import SliceScores, aggregate_volumes, set_means
 
-__all__ = ["MRSRModel", "VAL_OPTIONS"]
+__all__ = ["MRSRModel", "VAL_OPTIONS", "COMPILE_MODES"]
 
 _KEY_RE = re.compile(r"^(?P<subject>.+)_(?P<modality>[A-Za-z0-9]+)_s(?P<slice>\d+)$")
 _BOOL_OPTIONS = {"self_ensemble": False, "uint8_metrics": False, "bicubic_reference": True,
                  "channels_last": True}
 _BEST_FILE = "net_g_best.pth"
+#: ``train: compile`` values besides true/false (``torch.compile`` modes)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 #: every key MRSRModel reads under ``val:`` (BasicSR 1.4.2's and ours), for the options check
 VAL_OPTIONS = frozenset({"val_freq", "save_img", "suffix", "pbar", "metrics", "bf16", "results_table",
                          "method_name", "best_metric", *_BOOL_OPTIONS})
@@ -124,6 +133,10 @@ class MRSRModel(SRModel):
         train_bf16 = (opt.get("train") or {}).get("bf16", False)
         if not (isinstance(train_bf16, bool) or train_bf16 == "auto"):
             raise ValueError(f"options 'train: bf16' must be true, false or auto, got {train_bf16!r}")
+        train_compile = (opt.get("train") or {}).get("compile", False)
+        if not (isinstance(train_compile, bool) or train_compile in COMPILE_MODES):
+            raise ValueError(f"options 'train: compile' must be true, false or one of "
+                             f"{', '.join(COMPILE_MODES)}, got {train_compile!r}")
         self._best_dataset: str | None = None
         super().__init__(opt)
         bf16 = val.get("bf16", False)
@@ -135,8 +148,28 @@ class MRSRModel(SRModel):
             for net in (self.net_g, getattr(self, "net_g_ema", None)):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
+        self._train_forward = self.net_g
+        if self.is_train and train_compile is not False:
+            mode = None if train_compile is True else train_compile
+            self._train_forward = torch.compile(self.net_g, mode=mode)
 
     # -- training --------------------------------------------------------------------------
+    def feed_data(self, data: dict[str, Any]) -> None:
+        """SRModel's ``feed_data``, or, for items of an ``on_device`` dataset (``bank_index``), the
+        batch cut on the device by its :class:`~w2amsn_plugin.data.slice_bank.SliceBank`."""
+        if "bank_index" in data:
+            bank = get_bank(data["bank"][0])
+            self.lq, self.gt = bank.sample(data["bank_index"], device=self.device)
+            return
+        super().feed_data(data)
+
+    def setup_optimizers(self) -> None:
+        """SRModel's, with Adam's fused implementation by default on CUDA (module doc)."""
+        optim = self.opt["train"]["optim_g"]
+        if self.device.type == "cuda" and optim.get("type") == "Adam" and "fused" not in optim:
+            optim["fused"] = True
+        super().setup_optimizers()
+
     def optimize_parameters(self, current_iter: int) -> None:
         """SRModel's step (BasicSR 1.4.2 sr_model.py:91-121) with channels_last input, the
         forward pass and losses under bf16 autocast when ``train: bf16`` is on (true, or
@@ -146,7 +179,7 @@ class MRSRModel(SRModel):
         lq = self.lq.contiguous(memory_format=torch.channels_last) if self._channels_last else self.lq
         loss_dict: OrderedDict[str, Tensor] = OrderedDict()
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self._train_bf16):
-            self.output = self.net_g(lq)
+            self.output = self._train_forward(lq)
             if self.cri_pix:
                 loss_dict["l_pix"] = self.cri_pix(self.output, self.gt)
             if self.cri_perceptual:

@@ -16,8 +16,8 @@ from .method import BenchmarkError
 __all__ = ['method_labels', 'scale_schedule', 'budget_train_options', 'derive_test_options']
 
 #: dataset keys that only make sense in training (dropped when a test set is derived)
-_TRAIN_ONLY_KEYS = ("gt_size", "use_hflip", "use_rot", "num_worker_per_gpu", "batch_size_per_gpu",
-                    "dataset_enlarge_ratio", "prefetch_mode", "pin_memory", "persistent_workers")
+_TRAIN_ONLY_KEYS = ("gt_size", "use_hflip", "use_rot", "on_device", "num_worker_per_gpu",
+                    "batch_size_per_gpu", "dataset_enlarge_ratio", "prefetch_mode", "pin_memory", "persistent_workers")
 _SECTION_ORDER = ("name", "model_type", "scale", "num_gpu", "manual_seed", "datasets", "network_g",
                   "path", "train", "val", "logger", "dist_params")
 _SPLIT_RE = re.compile(r"_(train|val)_")
