@@ -125,7 +125,8 @@ def test_ablation_changes_the_network(name: str) -> None:
     assert _signature(ablation(name)) != _signature(preset("W2AMSN", variant.scale))
 
 
-@pytest.mark.parametrize("block,glob", [(b, g) for b in ("ncab", "cab", "none") for g in ("ncab", "cab", "none")])
+@pytest.mark.parametrize("block,glob", [(b, g) for b in ("ncab", "cab", "none")
+                                        for g in ("ncab", "cab", "none")])
 def test_attention_kinds_land_in_place(block: str, glob: str) -> None:
     net = W2AMSN(block_attention=block, global_attention=glob, **TINY)
     kind = {NCAB: "ncab", CAB: "cab", torch.nn.Identity: "none"}

@@ -39,7 +39,8 @@ from w2amsn_plugin.archs.self_ensemble import self_ensemble
 # volume -> axial slices; colin27 slice 180 is above the head (no foreground)
 VOLUMES = {"colin27_t1": (60, 100, 180), "mni152_2009a_t1": (80, 120)}
 NET = {"type": "W2AMSN", "num_in_ch": 1, "num_out_ch": 1, "num_feat": 4, "num_block": 1, "upscale": 2}
-METRICS = {"psnr_fg": {"type": "calculate_psnr_fg", "crop_border": 2, "fg_threshold": 0.05, "better": "higher"},
+METRICS = {"psnr_fg": {"type": "calculate_psnr_fg", "crop_border": 2, "fg_threshold": 0.05,
+                       "better": "higher"},
            "ssim_fg": {"type": "calculate_ssim_fg", "crop_border": 2},
            "psnr": {"type": "calculate_psnr_mr", "crop_border": 2},
            "ssim": {"type": "calculate_ssim_mr", "crop_border": 2}}
@@ -84,7 +85,8 @@ def _opt(tmp_path: Path, **val) -> dict:
     """Options as BasicSR's parse_options returns them for a test run (no YAML round trip)."""
     return {"name": "mr_test", "model_type": "MRSRModel", "scale": 2, "num_gpu": 0, "is_train": False,
             "dist": False, "rank": 0, "world_size": 1, "network_g": dict(NET),
-            "path": {"pretrain_network_g": None, "strict_load_g": True, "results_root": str(tmp_path / "results"),
+            "path": {"pretrain_network_g": None, "strict_load_g": True,
+                     "results_root": str(tmp_path / "results"),
                      "visualization": str(tmp_path / "results" / "visualization"), "log": str(tmp_path),
                      "models": str(tmp_path / "models")},
             "val": {"save_img": False, "suffix": None, "metrics": copy.deepcopy(METRICS), **val}}
@@ -172,13 +174,15 @@ def test_metrics_use_the_float_output_unless_uint8_is_asked(tmp_path):
     row = next(s for s in _read_csv(tmp_path / "results" / "toy_slices.csv") if s["slice_index"] == "100")
     assert float(row["psnr_fg"]) == pytest.approx(calculate_psnr_fg(sr, gt, crop_border=2), abs=1e-9)
     bicubic = imresize(item["lq"], 2).clamp(0, 1)[0].numpy()
-    assert float(row["bicubic_psnr"]) == pytest.approx(calculate_psnr_mr(bicubic, gt, crop_border=2), abs=1e-9)
+    assert float(row["bicubic_psnr"]) == pytest.approx(calculate_psnr_mr(bicubic, gt, crop_border=2),
+                                                       abs=1e-9)
 
     model = _model(tmp_path, uint8_metrics=True)
     model.validation(_loader(), current_iter="mr_test", tb_logger=None)
     row8 = next(s for s in _read_csv(tmp_path / "results" / "toy_slices.csv") if s["slice_index"] == "100")
     to8 = lambda a: np.round(a * 255).astype(np.uint8)  # noqa: E731
-    assert float(row8["psnr_fg"]) == pytest.approx(calculate_psnr_fg(to8(sr), to8(gt), crop_border=2), abs=1e-9)
+    assert float(row8["psnr_fg"]) == pytest.approx(calculate_psnr_fg(to8(sr), to8(gt), crop_border=2),
+                                                   abs=1e-9)
     assert abs(float(row8["psnr_fg"]) - float(row["psnr_fg"])) > 1e-4
 
 
@@ -309,12 +313,14 @@ def _yaml(tmp_path: Path, phase: str) -> Path:
         opt["path"] = {"pretrain_network_g": None, "strict_load_g": True, "resume_state": None}
         opt["train"] = {"ema_decay": 0, "optim_g": {"type": "Adam", "lr": 1e-3},
                         "scheduler": {"type": "MultiStepLR", "milestones": [100], "gamma": 0.5},
-                        "total_iter": 1, "warmup_iter": -1, "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0}}
+                        "total_iter": 1, "warmup_iter": -1,
+                        "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0}}
         opt["val"]["val_freq"] = 1
         opt["logger"] = {"print_freq": 1, "save_checkpoint_freq": 100, "use_tb_logger": False}
     else:
         opt["datasets"] = {"test_1": data}
-        opt["path"] = {"pretrain_network_g": str(tmp_path / "experiments" / "mr_train" / "models" / "net_g_best.pth"),
+        best = tmp_path / "experiments" / "mr_train" / "models" / "net_g_best.pth"
+        opt["path"] = {"pretrain_network_g": str(best),
                        "strict_load_g": True}
     path = tmp_path / f"{phase}.yml"
     path.write_text(yaml.safe_dump(opt, sort_keys=False))

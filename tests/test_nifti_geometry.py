@@ -46,7 +46,7 @@ def test_voxel_corners_world_are_voxel_edges():
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_upscaled_affine_keeps_world_extent_and_divides_zooms(scale):
     shape = (11, 13, 7)
-    for plane, normal in geo.PLANES.items():
+    for normal in geo.PLANES.values():
         scales = [scale if ax != normal else 1 for ax in range(3)]
         aff = geo.upscaled_affine(OBLIQUE, scales)
         out_shape = [n * s for n, s in zip(shape, scales)]

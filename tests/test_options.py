@@ -114,7 +114,7 @@ def test_every_options_file_builds_network_dataset_and_model(small_lmdb, monkeyp
         monkeypatch.setattr(sys, "argv", ["basicsr", "-opt", str(path)])
         opt, _ = parse_options(str(tmp_path), is_train=is_train)
         _redirect(opt, small_lmdb)
-        for phase, dopt in opt["datasets"].items():
+        for dopt in opt["datasets"].values():
             ds = build_dataset(dopt)
             item = ds[0]
             if "bank_index" in item:  # on_device: the batch comes from the slice bank

@@ -153,7 +153,8 @@ def test_bank_and_dataset_crops_have_the_same_statistics(dbs: Path):
             assert hits, f"{name} sample {b} is not an aligned augmented crop"
             tops.append(hits[0][0])
             flags.append(hits[0][2])
-        stats[name] = (np.bincount(tops, minlength=lr.shape[1] - 8 + 1), np.mean(np.array(flags, float), axis=0))
+        stats[name] = (np.bincount(tops, minlength=lr.shape[1] - 8 + 1),
+                       np.mean(np.array(flags, float), axis=0))
     for name, (counts, rates) in stats.items():
         assert counts.min() > 0, f"{name}: some LR positions never sampled"
         assert np.all(np.abs(rates - 0.5) < 0.15), (name, rates)

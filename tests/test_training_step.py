@@ -66,7 +66,8 @@ def test_compiled_step_follows_the_eager_loss_curve():
 
     # later, float differences grow as in any two runs; "noise" = eager with another init seed
     noise = abs(tail(eager) - tail(_curve(_opt(), batches, seed=1)))
-    assert abs(tail(eager) - tail(compiled)) <= max(3 * noise, 0.1 * tail(eager)), (tail(eager), tail(compiled), noise)
+    assert abs(tail(eager) - tail(compiled)) <= max(3 * noise, 0.1 * tail(eager)), (
+        tail(eager), tail(compiled), noise)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

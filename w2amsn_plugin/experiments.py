@@ -1,9 +1,9 @@
 """The paper's experiments as one table, rendered into BasicSR options dicts.
 
-Every YAML under ``options/`` is generated from this module by ``w2amsn make-options`` (``scripts/make_options.py``)
-(``tests/test_options.py`` checks the committed files equal the generated ones). Layout of each
-file follows BasicSR: general -> datasets -> network_g -> path -> train -> val -> logger ->
-dist_params.
+Every YAML under ``options/`` is generated from this module by ``w2amsn make-options``
+(``scripts/make_options.py``; ``tests/test_options.py`` checks the committed files equal the
+generated ones). Layout of each file follows BasicSR: general -> datasets -> network_g -> path ->
+train -> val -> logger -> dist_params.
 
 Schedule (paper section IV-B; docs/reproducing.md): 500 volumes x 96 slices = 48,000 training
 slices per epoch, batch 96 of 32x32 LR patches -> 500 iterations per epoch; 1000 epochs =
@@ -23,7 +23,8 @@ from .archs.presets import ABLATIONS, preset
 from .data.naming import database_path
 
 __all__ = ["Experiment", "ARCHS", "MODALITIES", "SCALES", "experiments", "train_options",
-           "eval_options", "metrics_options", "paper_train_section", "dataset_dir", "DEMO_CROP", "DEMO_DATA_DIR", "DEMO_TEST_SLICE_STEP", "demo_option_files", "demo_network",
+           "eval_options", "metrics_options", "paper_train_section", "dataset_dir", "DEMO_CROP",
+           "DEMO_DATA_DIR", "DEMO_TEST_SLICE_STEP", "demo_option_files", "demo_network",
            "demo_train_options", "demo_eval_options", "OPTIONS_HEADER", "options_text",
            "demo_option_texts", "option_files", "write_option_files"]
 
@@ -178,7 +179,8 @@ def eval_options(exp: Experiment, self_ensemble: bool) -> dict[str, Any]:
     }
 
 
-# --- the README's demo (w2amsn demo, w2amsn_plugin/commands/demo.py): CPU-sized, measured on a 2-core AVX2 machine ---
+# --- the README's demo (w2amsn demo, w2amsn_plugin/commands/demo.py): CPU-sized, measured on a
+# 2-core AVX2 machine ---
 #: crop (x, y, z) of the demo volumes: 1 mm MNI-space brains fit 176 x 208; z slices per volume
 DEMO_CROP = (176, 208, 96)
 #: where the demo writes its databases, relative to its working directory

@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-__all__ = ["Row", "Target", "error_row", "guarded", "markdown_table", "targets_table", "fmt_seconds", "fmt_number"]
+__all__ = ["Row", "Target", "error_row", "guarded", "markdown_table", "targets_table", "fmt_seconds",
+           "fmt_number"]
 
 
 @dataclass

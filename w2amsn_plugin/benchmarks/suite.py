@@ -1,5 +1,6 @@
-"""The run behind ``w2amsn bench`` (:mod:`w2amsn_plugin.commands.bench`): this machine's limits and the plugin's speed against them, in one process
-and one table (issue 11; DESIGN.md section 7: ratios measured in one run, never timed asserts).
+"""The run behind ``w2amsn bench`` (:mod:`w2amsn_plugin.commands.bench`): this machine's limits
+and the plugin's speed against them, in one process and one table (issue 11; DESIGN.md section 7:
+ratios measured in one run, never timed asserts).
 
 ``w2amsn bench [--quick] [--json FILE] [--device cpu|cuda] [--threads N]`` measures:
 

@@ -18,13 +18,15 @@ __all__ = ["configure_parser", "run", "main"]
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``scripts/benchmark_baselines.py``."""
     parser.add_argument("--train-opts", nargs="+", required=True, metavar="YML",
-                        help="BasicSR training options, one per method (e.g. options/train/*/train_*_T1_x2.yml)")
+                        help="BasicSR training options, one per method "
+                             "(e.g. options/train/*/train_*_T1_x2.yml)")
     budget = parser.add_mutually_exclusive_group(required=True)
     budget.add_argument("--iters", type=int, help="training iterations per method")
     budget.add_argument("--minutes", type=float,
                         help="training minutes per method (converted to iterations by a calibration run)")
     parser.add_argument("--calib-iters", type=int, default=20, metavar="N",
-                        help="iterations of the --minutes calibration run (default 20; the second half is timed)")
+                        help="iterations of the --minutes calibration run "
+                             "(default 20; the second half is timed)")
     parser.add_argument("--test-opts", nargs="+", metavar="YML",
                         help="test options, one per --train-opts file in the same order "
                              "(default: derived from the training options, see --test-split)")

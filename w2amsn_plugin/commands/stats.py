@@ -80,7 +80,8 @@ def _format(models: list[dict[str, Any]], widths: list[dict[str, Any]], size: tu
     for r in models:
         paper = (_m(r["paper_params"]), _g(r["paper_macs"])) if "paper_params" in r else ("", "")
         if "error" in r:
-            lines.append(f"| {r['model']} | x{r['scale']} | n/a: {r['error']} | | | {paper[0]} | {paper[1]} |")
+            lines.append(f"| {r['model']} | x{r['scale']} | n/a: {r['error']} | | "
+                         f"| {paper[0]} | {paper[1]} |")
             continue
         lines.append(f"| {r['model']} | x{r['scale']} | {_m(r['params'])} | {_g(r['macs'])} | "
                      f"{_g(r['macs_nominal'])} | {paper[0]} | {paper[1]} |")

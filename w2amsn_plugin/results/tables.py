@@ -57,7 +57,8 @@ def slice_rows(slices: Sequence[SliceScores], method: str, dataset: str, scale: 
 
 
 def read_volume_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read a per-volume CSV written by :func:`~w2amsn_plugin.results.files.write_csv`; metric cells become floats (NaN if empty)."""
+    """Read a per-volume CSV written by :func:`~w2amsn_plugin.results.files.write_csv`; metric cells
+    become floats (NaN if empty)."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = [k for k in _VOLUME_KEYS if k not in (reader.fieldnames or [])]

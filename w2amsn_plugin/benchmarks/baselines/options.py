@@ -17,7 +17,8 @@ __all__ = ['method_labels', 'scale_schedule', 'budget_train_options', 'derive_te
 
 #: dataset keys that only make sense in training (dropped when a test set is derived)
 _TRAIN_ONLY_KEYS = ("gt_size", "use_hflip", "use_rot", "on_device", "num_worker_per_gpu",
-                    "batch_size_per_gpu", "dataset_enlarge_ratio", "prefetch_mode", "pin_memory", "persistent_workers")
+                    "batch_size_per_gpu", "dataset_enlarge_ratio", "prefetch_mode", "pin_memory",
+                    "persistent_workers")
 _SECTION_ORDER = ("name", "model_type", "scale", "num_gpu", "manual_seed", "datasets", "network_g",
                   "path", "train", "val", "logger", "dist_params")
 _SPLIT_RE = re.compile(r"_(train|val)_")
@@ -100,7 +101,8 @@ def derive_test_options(train_opt: dict[str, Any], label: str, weights: str, *, 
         for key in ("dataroot_gt", "dataroot_lq"):
             base[key] = _test_root(str(base[key]), split, f"{where}: datasets")
         old = str(base.get("name", "data"))
-        base["name"] = re.sub(r"(train|val)$", split, old) if re.search(r"(train|val)$", old) else f"{old}_{split}"
+        base["name"] = (re.sub(r"(train|val)$", split, old) if re.search(r"(train|val)$", old)
+                        else f"{old}_{split}")
         metrics = (train_opt.get("val") or {}).get("metrics")
         if not metrics:
             metrics = metrics_options(train_opt["scale"])

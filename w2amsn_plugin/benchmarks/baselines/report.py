@@ -19,7 +19,8 @@ METRICS = ("psnr_fg", "ssim_fg", "psnr", "ssim")
 def volume_csv(results_dir: Path) -> Path:
     found = sorted(results_dir.glob("*_volumes.csv"))
     if len(found) != 1:
-        raise BenchmarkError(f"{results_dir}: expected one per-volume CSV from basicsr test, found {len(found)}")
+        raise BenchmarkError(f"{results_dir}: expected one per-volume CSV from basicsr test, "
+                             f"found {len(found)}")
     return found[0]
 
 
