@@ -11,15 +11,15 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+
+import w2amsn_plugin  # noqa: F401,I001  (compat before basicsr)
 from basicsr.data.data_util import paired_paths_from_lmdb
 from basicsr.utils.matlab_functions import imresize
-
-import w2amsn_plugin  # noqa: F401  (compat before basicsr)
 from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.data import prepare
 from w2amsn_plugin.data.degradations import bicubic_downscale, bicubic_matrix, kspace_truncate
 from w2amsn_plugin.data.fake_ixi import make_fake_ixi_tree
-from w2amsn_plugin.data.ixi import (IXIDataError, axial_stack, crop_axial_stack, load_canonical,
+from w2amsn_plugin.data.ixi import (IXIDataError, axial_stack, crop_stack, load_canonical,
                                     parse_ixi_name, parse_slice_key, scan_ixi_tree, slice_key)
 from w2amsn_plugin.data.lmdb_io import read_meta_keys, readonly_env
 from w2amsn_plugin.data.normalization import normalize_intensity
@@ -123,14 +123,14 @@ def test_axial_stack_orientation():
 
 def test_crop_centres_the_foreground_and_pads(colin: np.ndarray):
     stack = axial_stack(colin)  # 181 slices, 217 x 181
-    out, z0 = crop_axial_stack(stack, 240, 200, 96)
+    out, z0 = crop_stack(stack, 240, 200, 96)
     assert out.shape == (96, 240, 200)
     fg = np.flatnonzero((stack > 0.1).any(axis=(1, 2)))
     assert abs((z0 + 48) - (fg[0] + fg[-1] + 1) / 2) <= 1
     # padding: 23 rows = 12 above + 11 below, 19 columns = 10 left + 9 right
     np.testing.assert_array_equal(out[:, 12:12 + 217, 10:10 + 181], stack[z0:z0 + 96])
     assert out[:, :12].max() == 0 and out[:, :, :10].max() == 0 and out[:, -11:].max() == 0
-    short, z_short = crop_axial_stack(stack[:50], 64, 64, 60)
+    short, z_short = crop_stack(stack[:50], 64, 64, 60)
     assert short.shape == (60, 64, 64) and z_short == -5
     assert short[:5].max() == 0 and short[55:].max() == 0 and short[5:55].max() > 0
 
@@ -138,7 +138,7 @@ def test_crop_centres_the_foreground_and_pads(colin: np.ndarray):
 # ----------------------------------------------------------------------------- degradations
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_bicubic_equals_basicsr_imresize_on_real_slices(colin: np.ndarray, scale: int):
-    stack, _ = crop_axial_stack(axial_stack(colin), 120, 96, 3)  # rectangular: both axes differ
+    stack, _ = crop_stack(axial_stack(colin), 120, 96, 3)  # rectangular: both axes differ
     ours = bicubic_downscale(stack, scale)
     for k in range(3):
         ref = imresize(stack[k], 1 / scale)
@@ -293,7 +293,10 @@ def test_crop_is_cut_to_a_multiple_of_the_scales(tree: Path, tmp_path: Path):
     res = prepare.make_ixi_lmdb(_cfg(tree, tmp_path, scales=(3, 4), crop=(100, 90, 4),
                                      n_train=1, n_test=0, n_val=0), log=msgs.append)
     assert res.manifest["options"]["crop"] == [96, 84, 4]
+    assert res.manifest["protocol"]["crop"] == [84, 96, 4]  # height, width, depth
     assert any("cut to 96x84" in m for m in msgs)
+    assert (tmp_path / "IXI_T2_train_LR_bicubic_X3.lmdb" / "meta_info.txt").read_text() \
+        .splitlines()[0].endswith("(28,32,1) 1")  # height 84 / 3, width 96 / 3
     assert read_meta_keys(tmp_path / "IXI_T2_train_LR_bicubic_X3.lmdb")
     assert not (tmp_path / "IXI_T2_val_HR.lmdb").exists()  # empty splits get no database
 
@@ -301,7 +304,7 @@ def test_crop_is_cut_to_a_multiple_of_the_scales(tree: Path, tmp_path: Path):
 # ---------------------------------------------------------------------------------- bad input
 def _bad_tree(tmp_path: Path, kind: str) -> Path:
     root = tmp_path / "ixi"
-    make_fake_ixi_tree(root, 3, ("T1",), shape=(64, 72, 24))
+    make_fake_ixi_tree(root, 3, ("T1",), shape=(64, 72, 24))  # stored P S R: sagittal plane
     bad = root / "IXI101-HH-1001-T1.nii.gz"
     img = nib.load(str(bad))
     data = np.asarray(img.dataobj).astype(np.float32)
@@ -315,14 +318,25 @@ def _bad_tree(tmp_path: Path, kind: str) -> Path:
     elif kind == "nan":
         data[10, 10, 10] = np.nan
         nib.save(nib.Nifti1Image(data, img.affine), str(bad))
+    elif kind == "small":  # stored P x S x R: a 30 x 30 sagittal plane
+        nib.save(nib.Nifti1Image(data[:30, :30], img.affine), str(bad))
+    elif kind == "unoriented":
+        unoriented = nib.Nifti1Image(data, None)
+        affine = img.affine.copy()
+        affine[:, 1] = 0  # the second stored axis points nowhere
+        unoriented.header.set_sform(affine, code=1)
+        unoriented.header.set_qform(None, code=0)
+        nib.save(unoriented, str(bad))
     return root
 
 
 @pytest.mark.parametrize("kind, problem", [
     ("truncated", "cannot read voxel data, file corrupt or truncated"),
     ("not_nifti", "cannot read NIfTI header"),
-    ("4d", "expected a 3-D volume, got shape (72, 24, 64, 2)"),
+    ("4d", "expected a 3-D volume, got shape (64, 72, 24, 2)"),
     ("nan", "NaN or infinite values"),
+    ("small", "acquisition plane (sagittal) is 30x30 (height x width), smaller than the crop 48x48"),
+    ("unoriented", "unknown orientation"),
 ])
 def test_bad_volume_is_one_clear_line_and_no_database(tmp_path: Path, capsys, kind, problem):
     root = _bad_tree(tmp_path, kind)
@@ -366,3 +380,100 @@ def test_script_with_two_workers_matches_one_worker(tree: Path, built, tmp_path:
     assert "5 volumes processed" in proc.stderr
     for path in reference.glob("*.lmdb"):
         assert _db_items(tmp_path / path.name) == _db_items(path)
+
+
+# ------------------------------------------------------- IXI's real geometry: the protocol
+@pytest.fixture(scope="module")
+def ixi_sized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two subjects with IXI's geometry: T1 stored PSR 256x256x150, T2 LPS 256x256x130,
+    0.9375 x 0.9375 x 1.2 mm."""
+    root = tmp_path_factory.mktemp("ixi_sized")
+    make_fake_ixi_tree(root, 2, ("T1", "T2"), shape="ixi")
+    return root
+
+
+def _ixi_cfg(root: Path, out: Path, modality: str, **kw) -> prepare.PrepConfig:
+    base = dict(ixi_root=root, modality=modality, out=out, scales=(2, 4), n_train=1, n_test=1,
+                n_val=0, crop=(240, 240, 6), workers=1, progress=False)
+    base.update(kw)
+    return prepare.PrepConfig(**base)
+
+
+@pytest.mark.parametrize("modality, plane, axis", [("T1", "sagittal", 0), ("T2", "axial", 2)])
+def test_acquisition_plane_of_ixi_geometry_fills_240x240(ixi_sized: Path, tmp_path: Path,
+                                                         modality: str, plane: str, axis: int):
+    res = prepare.make_ixi_lmdb(_ixi_cfg(ixi_sized, tmp_path, modality), log=lambda m: None)
+    protocol = res.manifest["protocol"]
+    assert protocol["plane"] == "acquisition" and protocol["crop"] == [240, 240, 6]
+    assert protocol["in_plane_voxel_mm"] == [0.9375, 0.9375]
+    assert (protocol["percentile"], protocol["bits"], protocol["slice_selection"]) == \
+        (99.5, 16, "head")
+    assert protocol["degradation"] == ["bicubic"] and protocol["scales"] == [2, 4]
+    assert len(protocol["id"]) == 16
+    for vol in res.manifest["volumes"].values():
+        assert vol["plane_axis_ras"] == axis and not vol["padded"]
+    hr = _db_items(tmp_path / f"IXI_{modality}_train_HR.lmdb")
+    lr = _db_items(tmp_path / f"IXI_{modality}_train_LR_bicubic_X4.lmdb")
+    for key in sorted(hr):
+        img = decode_png(hr[key])
+        assert img.shape == (240, 240)
+        # no padding band: every border row and column holds anatomy or noise, never exact zeros
+        for band in (img[0], img[-1], img[:, 0], img[:, -1]):
+            assert np.count_nonzero(band) > 200
+        expected = np.clip(bicubic_downscale(img[None].astype(np.float64), 4)[0], 0, 1)
+        np.testing.assert_allclose(decode_png(lr[key]), expected, atol=0.6 / 65535)
+    stamp = json.loads((tmp_path / f"IXI_{modality}_train_HR.lmdb" / "w2amsn_protocol.json")
+                       .read_text())
+    assert stamp["protocol_id"] == protocol["id"] and stamp["kind"] == "HR"
+
+
+def test_sagittal_slices_are_upright(ixi_sized: Path, tmp_path: Path):
+    """Display convention: superior at the top, anterior on the left (data/planes.DISPLAY)."""
+    prepare.make_ixi_lmdb(_ixi_cfg(ixi_sized, tmp_path, "T1", n_test=0, n_train=1),
+                          log=lambda m: None)
+    manifest = json.loads((tmp_path / "IXI_T1_split.json").read_text())
+    subject = manifest["splits"]["train"][0]
+    vol = manifest["volumes"][subject]
+    ras, _ = load_canonical(ixi_sized / vol["file"])
+    ras = normalize_intensity(ras)[0]
+    hr = _db_items(tmp_path / "IXI_T1_train_HR.lmdb")
+    k = 3
+    img = decode_png(hr[slice_key(subject, "T1", k)])
+    x = vol["slice_start"] + k
+    expected = ras[x, ::-1, ::-1].T[8:248, 8:248]  # rows: S at the top; cols: A on the left
+    np.testing.assert_allclose(img, expected, atol=0.6 / 65535)
+
+
+def test_axial_of_sagittal_t1_is_one_flag_away_and_padded(ixi_sized: Path, tmp_path: Path):
+    msgs: list[str] = []
+    res = prepare.make_ixi_lmdb(_ixi_cfg(ixi_sized, tmp_path, "T1", plane="axial"),
+                                log=msgs.append)
+    assert res.manifest["protocol"]["plane"] == "axial"
+    assert res.manifest["protocol"]["in_plane_voxel_mm"] == [0.9375, 1.2]  # rows A-P, cols L-R
+    assert all(v["padded"] and v["plane_axis_ras"] == 2 for v in res.manifest["volumes"].values())
+    assert any("axial plane of 2 volume(s)" in m and "zero-padded" in m for m in msgs)
+    img = decode_png(next(iter(_db_items(tmp_path / "IXI_T1_test_HR.lmdb").values())))
+    assert img.shape == (240, 240) and img[:, :45].max() == 0  # 150 L-R voxels in 240 columns
+
+
+def test_protocol_flags_bits_percentile_and_central_slices(tree: Path, tmp_path: Path):
+    res = prepare.make_ixi_lmdb(_cfg(tree, tmp_path, bits=8, percentile=100.0, slices="central",
+                                     scales=(2,)), log=lambda m: None)
+    protocol = res.manifest["protocol"]
+    assert (protocol["bits"], protocol["percentile"], protocol["slice_selection"]) == \
+        (8, 100.0, "central")
+    import cv2
+    hr = _db_items(tmp_path / "IXI_T2_val_HR.lmdb")
+    lr = _db_items(tmp_path / "IXI_T2_val_LR_bicubic_X2.lmdb")
+    key = sorted(hr)[2]
+    raw = cv2.imdecode(np.frombuffer(hr[key], np.uint8), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.uint8
+    assert cv2.imdecode(np.frombuffer(lr[key], np.uint8), cv2.IMREAD_UNCHANGED).dtype == np.uint8
+    expected = np.clip(bicubic_downscale(decode_png(hr[key])[None].astype(np.float64), 2)[0], 0, 1)
+    np.testing.assert_allclose(decode_png(lr[key]), expected, atol=0.51 / 255)
+    vol = next(iter(res.manifest["volumes"].values()))
+    assert vol["slice_start"] == (FAKE_SHAPE[2] - CROP[2]) // 2  # T2 is axial: 40 slices
+    # another protocol in the same folder is refused, with the option named by the manifest
+    with pytest.raises(IXIDataError, match="written with other options"):
+        prepare.make_ixi_lmdb(_cfg(tree, tmp_path, bits=16, percentile=100.0, slices="central",
+                                   scales=(2,)), log=lambda m: None)

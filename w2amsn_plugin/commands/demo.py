@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     _say(f"step 2/5: make_ixi_lmdb ({len(links)} volumes, x2 bicubic, crop {crop}) -> {lmdb_root}")
     prep = make_ixi_lmdb(PrepConfig(ixi_root=lmdb_root / "ixi", modality=modality, out=lmdb_root,
                                     scales=(2,), n_train=len(links) - 1, n_test=1, n_val=0,
-                                    seed=DEMO_SEED, crop=crop, workers=min(2, os.cpu_count() or 1)),
+                                    seed=DEMO_SEED, crop=crop, plane="axial",
+                                    workers=min(2, os.cpu_count() or 1)),
                          log=_say)
     split = prep.manifest["splits"]
     test_subject = split["test"][0]

@@ -9,9 +9,10 @@ from pathlib import Path
 
 
 from ..data.degradations import DEGRADATIONS
-from ..data.ixi import (IXI_MODALITIES, IXIDataError)
+from ..data.ixi import IXI_MODALITIES, SLICE_SELECTIONS, IXIDataError
 from ..data.normalization import DEFAULT_PERCENTILE
-from ..data.png16 import DEFAULT_COMPRESS_LEVEL
+from ..data.planes import PLANES
+from ..data.png16 import BIT_DEPTHS, DEFAULT_COMPRESS_LEVEL
 
 from ..data.prepare import PrepConfig, make_ixi_lmdb
 
@@ -34,12 +35,22 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-test", type=int, default=70, help="test subjects (70)")
     parser.add_argument("--n-val", type=int, default=6, help="validation subjects (6)")
     parser.add_argument("--seed", type=int, default=0, help="subject split seed (0)")
+    parser.add_argument("--plane", choices=PLANES, default=PLANES[0],
+                        help="plane the slices are cut in: acquisition (default: the plane of the "
+                             "two finest stored axes, IXI T1 sagittal, T2/PD axial) or an "
+                             "anatomical plane")
     parser.add_argument("--crop", type=int, nargs=3, default=[240, 240, 96],
-                        metavar=("X", "Y", "Z"),
-                        help="RAS crop/pad per volume: slice width X, height Y, Z axial slices "
-                             "(default: 240 240 96)")
+                        metavar=("W", "H", "D"),
+                        help="per volume: slice width W, height H (centre crop), D slices "
+                             "(default: 240 240 96, the paper's 240x240x96)")
+    parser.add_argument("--slices", choices=SLICE_SELECTIONS, default=SLICE_SELECTIONS[0],
+                        help="which D slices: head = centred on the head's extent (default), "
+                             "central = the middle D slices of the volume")
     parser.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
-                        help=f"per-volume normalisation clip percentile ({DEFAULT_PERCENTILE})")
+                        help="per-volume normalisation clip percentile, 100 = the volume's "
+                             f"maximum ({DEFAULT_PERCENTILE})")
+    parser.add_argument("--bits", type=int, choices=BIT_DEPTHS, default=BIT_DEPTHS[0],
+                        help="PNG bit depth of the stored slices (16; 8 as PNG-based pipelines)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="parallel worker processes (default: min(4, CPUs))")
     parser.add_argument("--compress-level", type=int, default=DEFAULT_COMPRESS_LEVEL,
@@ -67,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
             ixi_root=args.ixi_root, modality=args.modality, out=args.out,
             scales=tuple(args.scales), degradations=tuple(dict.fromkeys(args.degradation)),
             n_train=args.n_train, n_test=args.n_test, n_val=args.n_val, seed=args.seed,
-            crop=tuple(args.crop), percentile=args.percentile, workers=args.workers,
+            crop=tuple(args.crop), percentile=args.percentile, plane=args.plane,
+            slices=args.slices, bits=args.bits, workers=args.workers,
             compress_level=args.compress_level, overwrite=args.overwrite,
             progress=not args.no_progress)
         make_ixi_lmdb(cfg)

@@ -1,20 +1,23 @@
-"""IXI file names, volume loading and the fixed-size axial slice stack (paper section IV-A;
+"""IXI file names, volume loading and the fixed-size slice stack of one plane (paper section IV-A;
 docs/data.md).
 
 IXI ships one ``IXI<id>-<site>-<session>-<MOD>.nii.gz`` per volume (e.g.
-``IXI002-Guys-0828-T1.nii.gz``); T1 is acquired sagittally (~256x256x150), T2 and PD axially
-(~256x256x130). Every volume is brought to one orientation the same way:
+``IXI002-Guys-0828-T1.nii.gz``); T1 is acquired sagittally (256x256x150 at 0.94x0.94x1.2 mm),
+T2 and PD axially (256x256x130). Every volume is brought to slices the same way:
 
 1. :func:`load_canonical` reads it with nibabel and reorients it (flips/permutations only, no
    resampling) to the closest canonical RAS orientation: array axes x (left->Right),
    y (posterior->Anterior), z (inferior->Superior).
-2. Axial slices are cut along z; a slice is shown with anterior at the top and the patient's right
-   on the image's right: slice ``k`` is ``vol[:, ::-1, k].T`` (height = y, width = x).
-3. :func:`crop_axial_stack` centre-crops or zero-pads x and y to the crop size, and picks
-   ``depth`` consecutive axial slices centred on the foreground bounding box along z (foreground:
-   normalised intensity > :data:`FOREGROUND_THRESHOLD`), so the 96 slices of a ~130-256 slice
-   volume cover the head rather than empty slices above or below it; volumes with fewer slices are
-   zero-padded equally above and below.
+2. :func:`plane_geometry` (header only) names the RAS axis the slices are taken along
+   (:func:`w2amsn_plugin.data.planes.slice_axis`: by default the acquisition plane) and the
+   slices' size; :func:`~w2amsn_plugin.data.planes.plane_stack` cuts them upright
+   (:data:`~w2amsn_plugin.data.planes.DISPLAY`).
+3. :func:`crop_stack` centre-crops the slices to the crop size (zero-pads only a plane smaller than
+   the crop, which the acquisition plane is never allowed to be) and picks ``depth`` consecutive
+   slices: ``head``, centred on the foreground bounding box (normalised intensity >
+   :data:`FOREGROUND_THRESHOLD`) so the 96 slices of a 130-256 slice volume cover the head rather
+   than empty slices beside it, or ``central``, the middle ``depth`` slices; volumes with fewer
+   slices are zero-padded equally on both sides.
 """
 from __future__ import annotations
 
@@ -25,10 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .planes import (ANATOMICAL_PLANES, plane_name, plane_pixel_axes, plane_stack, ras_orientation,
+                     slice_axis)
+
 __all__ = [
     "IXI_MODALITIES", "IXI_NAME_RE", "FOREGROUND_THRESHOLD", "IXIDataError", "IXIFile",
-    "parse_ixi_name", "scan_ixi_tree", "load_canonical", "axial_stack", "crop_axial_stack",
-    "slice_key", "parse_slice_key", "SLICE_KEY_RE", "open_volume",
+    "parse_ixi_name", "scan_ixi_tree", "load_canonical", "axial_stack", "crop_stack",
+    "slice_key", "parse_slice_key", "SLICE_KEY_RE", "open_volume", "SLICE_SELECTIONS",
+    "PlaneGeometry", "plane_geometry",
 ]
 
 #: the modalities the paper uses
@@ -39,8 +46,10 @@ IXI_NAME_RE = re.compile(
     r"-(?P<modality>T1|T2|PD|MRA|DTI(?:-\d+)?)\.nii(?:\.gz)?$")
 #: database key of one slice: ``<subject>_<MOD>_s<slice:03d>`` (no dots: BasicSR splits at '.')
 SLICE_KEY_RE = re.compile(r"^(?P<subject>[^.]+)_(?P<modality>T1|T2|PD)_s(?P<index>\d{3,})$")
-#: a voxel with normalised intensity above this is foreground (chooses the axial slice window)
+#: a voxel with normalised intensity above this is foreground (chooses the ``head`` slice window)
 FOREGROUND_THRESHOLD = 0.1
+#: how the ``depth`` slices of a volume are chosen (:func:`crop_stack`; the default first)
+SLICE_SELECTIONS = ("head", "central")
 
 
 class IXIDataError(ValueError):
@@ -162,31 +171,69 @@ def load_canonical(path: str | os.PathLike) -> tuple[np.ndarray, tuple[str, str,
     return data, codes  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class PlaneGeometry:
+    """Where a volume's slices come from: the RAS axis they are taken along, its anatomical name,
+    the slice size ``(rows, cols)`` and slice count before cropping, and the rows' and columns'
+    voxel sizes in mm."""
+
+    ras_axis: int
+    name: str
+    shape: tuple[int, int]
+    n_slices: int
+    pixel_mm: tuple[float, float]
+
+
+def plane_geometry(path: str | os.PathLike, img, shape: tuple[int, int, int], plane: str
+                   ) -> PlaneGeometry:
+    """The :class:`PlaneGeometry` of ``plane`` in the volume ``img`` (an :func:`open_volume`
+    result; header only). Raises :class:`IXIDataError` naming ``path`` for an orientation the
+    affine does not define or voxel sizes that are not positive."""
+    zooms = tuple(round(float(z), 6) for z in img.header.get_zooms()[:3])
+    try:
+        ornt = ras_orientation(img.affine)
+        ras_axis = slice_axis(plane, img.affine, zooms)
+    except ValueError as err:
+        raise IXIDataError(f"{path}: {err}") from None
+    ras_shape, ras_zooms = [0, 0, 0], [0.0, 0.0, 0.0]
+    for stored, (ras, _) in enumerate(ornt):
+        ras_shape[ras], ras_zooms[ras] = int(shape[stored]), zooms[stored]
+    row, col = plane_pixel_axes(ras_axis)
+    return PlaneGeometry(ras_axis, plane_name(ras_axis), (ras_shape[row], ras_shape[col]),
+                         ras_shape[ras_axis], (ras_zooms[row], ras_zooms[col]))
+
+
 def axial_stack(volume_ras: np.ndarray) -> np.ndarray:
     """Axial slices of a canonical RAS volume as ``(z, height=y, width=x)``, anterior at the top."""
-    return np.ascontiguousarray(np.transpose(volume_ras, (2, 1, 0))[:, ::-1, :])
+    return plane_stack(volume_ras, ANATOMICAL_PLANES["axial"])
 
 
-def crop_axial_stack(stack: np.ndarray, height: int, width: int, depth: int
-                     ) -> tuple[np.ndarray, int]:
-    """Crop/pad a normalised ``(z, y, x)`` stack to ``(depth, height, width)``.
+def crop_stack(stack: np.ndarray, height: int, width: int, depth: int, selection: str = "head"
+               ) -> tuple[np.ndarray, int]:
+    """Crop a normalised ``(n, rows, cols)`` slice stack to ``(depth, height, width)``.
 
-    Height and width: centre crop or symmetric zero-padding. Depth: ``depth`` consecutive slices
-    centred on the foreground bounding box along z (clamped to the volume); zero-padded equally
-    above and below when the volume has fewer slices. Returns ``(stack, z_start)`` where
-    ``z_start`` is the canonical z index of output slice 0 (negative when padded).
+    Rows and columns: centre crop (symmetric zero-padding where the slice is smaller). Slices:
+    ``depth`` consecutive ones, ``selection`` ``head`` = centred on the foreground bounding box
+    (clamped to the volume), ``central`` = the middle ones; zero-padded equally on both sides when
+    the volume has fewer. Returns ``(stack, start)``, ``start`` the index of output slice 0 in
+    the input stack (negative when padded).
     """
-    n_z = stack.shape[0]
-    fg = np.flatnonzero((stack > FOREGROUND_THRESHOLD).any(axis=(1, 2)))
-    centre = (int(fg[0]) + int(fg[-1]) + 1) // 2 if fg.size else n_z // 2
-    if n_z >= depth:
-        z_start = min(max(centre - depth // 2, 0), n_z - depth)
+    if selection not in SLICE_SELECTIONS:
+        raise ValueError(f"slice selection must be one of {SLICE_SELECTIONS}, got {selection!r}")
+    n = stack.shape[0]
+    if selection == "head":
+        fg = np.flatnonzero((stack > FOREGROUND_THRESHOLD).any(axis=(1, 2)))
+        centre = (int(fg[0]) + int(fg[-1]) + 1) // 2 if fg.size else n // 2
     else:
-        z_start = -((depth - n_z) // 2)
-    out = _crop_or_pad(stack, 0, z_start, depth)
+        centre = n // 2
+    if n >= depth:
+        start = min(max(centre - depth // 2, 0), n - depth)
+    else:
+        start = -((depth - n) // 2)
+    out = _crop_or_pad(stack, 0, start, depth)
     out = _crop_or_pad(out, 1, (out.shape[1] - height) // 2, height)
     out = _crop_or_pad(out, 2, (out.shape[2] - width) // 2, width)
-    return np.ascontiguousarray(out), z_start
+    return np.ascontiguousarray(out), start
 
 
 def _crop_or_pad(arr: np.ndarray, axis: int, start: int, size: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from . import slice_bank
 from .ixi import parse_slice_key
 from .lmdb_io import readonly_env
 from .png16 import decode_png
+from .protocol import check_dataset
 
 __all__ = ["IXIPairedDataset"]
 
@@ -43,6 +44,10 @@ class IXIPairedDataset(data.Dataset):
             filename_tmpl (str): folder mode, LR file name template. Default: ``'{}'``.
             slice_step (int): keep every n-th slice (in key order, i.e. per volume when a
                 volume's slice count is a multiple of n), e.g. for a quicker test. Default: 1.
+            plane (str): optional; the plane the databases must have been cut in (``acquisition``,
+                ``axial``, ...), checked once against ``IXI_<MOD>_split.json`` beside
+                ``dataroot_gt`` together with the modality, the scale and the GT/LQ protocol id
+                (:func:`w2amsn_plugin.data.protocol.check_dataset`).
             on_device (bool | 'auto'): training only: decode the whole set once into a
                 :class:`~.slice_bank.SliceBank` on the training device (CUDA when it fits, else
                 pinned host memory; RAM on a CPU) and cut each batch there; items are then only
@@ -79,6 +84,7 @@ class IXIPairedDataset(data.Dataset):
             if gt_hw and lq_hw and gt_hw != (lq_hw[0] * self.scale, lq_hw[1] * self.scale):
                 raise ValueError(f"{self.lq_folder}: LQ slices are {lq_hw[0]}x{lq_hw[1]} and GT "
                                  f"slices {gt_hw[0]}x{gt_hw[1]}: not scale {self.scale}")
+            check_dataset(opt, self.gt_folder, self.lq_folder, self.scale)  # once, not per item
         else:
             self.paths = sorted(  # sorted like the LMDB keys (scandir order is arbitrary)
                 paired_paths_from_folder([self.lq_folder, self.gt_folder], ["lq", "gt"],

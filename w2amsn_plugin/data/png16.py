@@ -1,18 +1,21 @@
-"""Lossless 16-bit grayscale PNG storage of [0, 1] MR slices (docs/data.md).
+"""Lossless grayscale PNG storage of [0, 1] MR slices, 16 bit by default (docs/data.md).
 
 MR is ~12-bit; 8-bit storage alone costs PSNR at the 40 dB level, so slices are stored as 16-bit
-PNG with ``value = round(x * 65535)``. Encoding uses OpenCV with PNG compression level 1 by
-default (zlib level 1, as BasicSR's LMDB tools use: ~2x smaller than raw, the fastest level;
-higher levels gain under 2 % on MR slices and encode slower).
+PNG with ``value = round(x * 65535)``. ``bits=8`` (``value = round(x * 255)``) is the storage of
+PNG-based SR pipelines, one of the protocol readings ``w2amsn calibrate`` compares. Encoding uses
+OpenCV with PNG compression level 1 by default (zlib level 1, as BasicSR's LMDB tools use: ~2x
+smaller than raw, the fastest level; higher levels gain under 2 % on MR slices and encode slower).
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-__all__ = ["DEFAULT_COMPRESS_LEVEL", "to_uint16", "encode_png16", "decode_png"]
+__all__ = ["DEFAULT_COMPRESS_LEVEL", "BIT_DEPTHS", "to_uint16", "quantize", "encode_png16", "decode_png"]
 
 DEFAULT_COMPRESS_LEVEL = 1
+#: the bit depths a slice may be stored with (the default first)
+BIT_DEPTHS = (16, 8)
 
 
 def to_uint16(x: np.ndarray) -> np.ndarray:
@@ -20,10 +23,20 @@ def to_uint16(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(x, dtype=np.float64) * 65535.0), 0, 65535).astype(np.uint16)
 
 
+def quantize(x: np.ndarray, bits: int) -> np.ndarray:
+    """Quantise [0, 1] values to ``bits`` (16: uint16 ``round(x * 65535)``, 8: uint8
+    ``round(x * 255)``), clipped."""
+    if bits == 16:
+        return to_uint16(x)
+    if bits == 8:
+        return np.clip(np.rint(np.asarray(x, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    raise ValueError(f"bits must be one of {BIT_DEPTHS}, got {bits!r}")
+
+
 def encode_png16(img: np.ndarray, compress_level: int = DEFAULT_COMPRESS_LEVEL) -> bytes:
-    """PNG bytes of a 2-D uint16 image."""
-    if img.dtype != np.uint16 or img.ndim != 2:
-        raise ValueError(f"expected a 2-D uint16 image, got {img.dtype} {img.shape}")
+    """PNG bytes of a 2-D uint16 (or, for ``bits=8`` storage, uint8) image."""
+    if img.dtype not in (np.uint16, np.uint8) or img.ndim != 2:
+        raise ValueError(f"expected a 2-D uint16 or uint8 image, got {img.dtype} {img.shape}")
     ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level)])
     if not ok:
         raise RuntimeError("cv2.imencode failed to encode a 16-bit PNG")

@@ -5,17 +5,24 @@ line (:mod:`w2amsn_plugin.commands.prepare_ixi`).
 For one modality it writes, BasicSR-style, into ``OUT``:
 
 - ``IXI_<MOD>_<split>_HR.lmdb`` and ``IXI_<MOD>_<split>_LR_<degradation>_X<s>.lmdb`` for split in
-  train/val/test, keys ``<subject>_<MOD>_s<slice:03d>``, values 16-bit grayscale PNG;
-- ``IXI_<MOD>_split.json``: the subjects of each split, the options, and per volume its file,
-  intensity window (``lo``, ``hi``) and the canonical z index of slice 0 (``z_start``).
+  train/val/test, keys ``<subject>_<MOD>_s<slice:03d>``, values grayscale PNG (16 bit, or 8);
+  each folder also holds :data:`~w2amsn_plugin.data.protocol.STAMP_FILE` (the protocol id);
+- ``IXI_<MOD>_split.json``: the subjects of each split, the options, the ``"protocol"`` record
+  (plane, in-plane voxel size, percentile, bits, slice selection, crop, degradations, scales, id;
+  :mod:`~w2amsn_plugin.data.protocol`) and per volume its file, intensity window (``lo``,
+  ``hi``), the RAS axis the slices were taken along (``plane_axis_ras``) and the index along it of
+  slice 0 (``slice_start``).
 
 Per volume (:func:`process_volume`): read and reorient to RAS, normalise to [0, 1] with
-:func:`~w2amsn_plugin.data.normalization.normalize_intensity`, crop/pad to the crop size
-(:mod:`~w2amsn_plugin.data.ixi`), quantise to 16 bit; each LR image is the degradation of the
+:func:`~w2amsn_plugin.data.normalization.normalize_intensity`, cut the slices of the plane
+(default: the acquisition plane, :mod:`~w2amsn_plugin.data.planes`) upright, crop to the crop size
+(:mod:`~w2amsn_plugin.data.ixi`), quantise to ``bits``; each LR image is the degradation of the
 *quantised* HR slice (so decoding the HR database and degrading it reproduces the LR database up to
-the LR's own 16-bit rounding), clipped to [0, 1] and quantised. The HR width and height are cut
+the LR's own rounding), clipped to [0, 1] and quantised. The crop's height and width are cut
 down to a multiple of the least common multiple of the scales, so one HR database serves all
-scales.
+scales. The acquisition plane is never padded: a volume whose acquisition plane is smaller than the
+crop is refused before anything is written; an anatomical plane asked for by name (e.g. axial of
+IXI's sagittal T1, 256 x 150) is zero-padded and the volume's record says so (``padded``).
 
 Robustness: volumes are processed in parallel worker processes; each finished volume is committed
 to staging databases in ``OUT/.IXI_<MOD>_staging`` and recorded in its ``done.jsonl``, so a rerun
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import multiprocessing
 import os
 import shutil
@@ -39,25 +47,31 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .degradations import DEGRADATIONS, degrade
-from .ixi import (FOREGROUND_THRESHOLD, IXI_MODALITIES, IXIDataError, axial_stack, crop_axial_stack,
-                  load_canonical, open_volume, scan_ixi_tree, slice_key)
+from .ixi import (FOREGROUND_THRESHOLD, IXI_MODALITIES, SLICE_SELECTIONS, IXIDataError, crop_stack,
+                  load_canonical, open_volume, plane_geometry, scan_ixi_tree, slice_key)
 from .lmdb_io import lmdb_map_size, read_meta_keys, verify_lmdb, write_meta_info
-from .naming import database_name, lr_kind
+from .naming import database_name, kind_scale, lr_kind, manifest_name
 from .normalization import DEFAULT_PERCENTILE, normalize_intensity
-from .png16 import DEFAULT_COMPRESS_LEVEL, encode_png16, to_uint16
+from .planes import DISPLAY, PLANES, plane_stack
+from .png16 import BIT_DEPTHS, DEFAULT_COMPRESS_LEVEL, encode_png16, quantize
+from .protocol import protocol_id, write_stamp
 from .split import SPLITS, split_subjects
 from .staging import Staging, file_stamp, write_json_atomic
 
 __all__ = ["FORMAT_VERSION", "PrepConfig", "PrepResult", "VolumeResult", "process_volume",
            "make_ixi_lmdb"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+
 @dataclass(frozen=True)
 class PrepConfig:
     """Options of :func:`make_ixi_lmdb` (defaults: the paper's set-up, docs/data.md).
 
-    ``crop`` is ``(x, y, z)`` in canonical RAS voxels: slices are ``y`` high and ``x`` wide, ``z``
-    slices per volume. ``workers`` processes volumes in parallel (1: in this process).
+    ``crop`` is ``(width, height, depth)``: slices ``width`` x ``height`` pixels of ``plane``
+    (one of :data:`~w2amsn_plugin.data.planes.PLANES`), ``depth`` slices per volume chosen by
+    ``slices`` (:data:`~w2amsn_plugin.data.ixi.SLICE_SELECTIONS`); ``bits`` of storage (16 or 8).
+    ``workers`` processes volumes in parallel (1: in this process).
     """
 
     ixi_root: Path
@@ -71,6 +85,9 @@ class PrepConfig:
     seed: int = 0
     crop: tuple[int, int, int] = (240, 240, 96)
     percentile: float = DEFAULT_PERCENTILE
+    plane: str = "acquisition"
+    slices: str = "head"
+    bits: int = 16
     workers: int = 2
     compress_level: int = DEFAULT_COMPRESS_LEVEL
     overwrite: bool = False
@@ -90,42 +107,52 @@ class PrepResult:
 
 @dataclass
 class VolumeResult:
-    """Encoded slices of one volume (``values[kind][slice]``) and how they were made: the
-    canonical z index of slice 0, the normalisation window, the file's axis codes (e.g. ``PSR``)
-    and the volume's shape after reorientation to RAS (before cropping)."""
+    """Encoded slices of one volume (``values[kind][slice]``) and how they were made: the RAS axis
+    the slices were taken along and the index along it of slice 0, the normalisation window, the
+    file's axis codes (e.g. ``PSR``), the volume's shape after reorientation to RAS (before
+    cropping), the slices' pixel size in mm (rows, cols) and whether the plane was zero-padded."""
 
-    z_start: int
+    plane_axis_ras: int
+    slice_start: int
     lo: float
     hi: float
     source_axcodes: str
     ras_shape: tuple[int, ...]
+    pixel_mm: tuple[float, float]
+    padded: bool
     values: dict[str, list[bytes]]
 
 
 def process_volume(path: str | os.PathLike, crop: tuple[int, int, int], percentile: float,
                    lr_specs: Iterable[tuple[str, int]], encode_hr: bool = True,
-                   compress_level: int = DEFAULT_COMPRESS_LEVEL) -> VolumeResult:
-    """Read one volume and encode its HR slices and its LR slices for each ``(degradation, s)``.
+                   compress_level: int = DEFAULT_COMPRESS_LEVEL, plane: str = "acquisition",
+                   slices: str = "head", bits: int = 16) -> VolumeResult:
+    """Read one volume and encode its HR slices of ``plane`` (``crop`` = width, height, depth)
+    and its LR slices for each ``(degradation, s)``.
 
     Raises :class:`IXIDataError` (one line naming the file) for unreadable or invalid volumes.
     """
+    img, shape = open_volume(path)
+    geo = plane_geometry(path, img, shape, plane)
     data, codes = load_canonical(path)
     try:
         norm, lo, hi = normalize_intensity(data, percentile)
     except ValueError as err:
         raise IXIDataError(f"{path}: {err}") from None
-    x, y, z = crop
-    hr, z_start = crop_axial_stack(axial_stack(norm), height=y, width=x, depth=z)
-    hr_q = to_uint16(hr)
+    width, height, depth = crop
+    hr, start = crop_stack(plane_stack(norm, geo.ras_axis), height, width, depth, slices)
+    hr_q = quantize(hr, bits)
     values: dict[str, list[bytes]] = {}
     if encode_hr:
         values["HR"] = [encode_png16(s, compress_level) for s in hr_q]
-    hr_f = hr_q.astype(np.float64) / 65535.0
+    hr_f = hr_q.astype(np.float64) / float(2**bits - 1)
     for degradation, scale in lr_specs:
-        lr_q = to_uint16(np.clip(degrade(hr_f, scale, degradation), 0.0, 1.0))
+        lr_q = quantize(np.clip(degrade(hr_f, scale, degradation), 0.0, 1.0), bits)
         values[lr_kind(degradation, scale)] = [encode_png16(s, compress_level) for s in lr_q]
-    return VolumeResult(z_start=z_start, lo=lo, hi=hi, source_axcodes="".join(codes),
-                        ras_shape=tuple(int(n) for n in data.shape), values=values)
+    return VolumeResult(plane_axis_ras=geo.ras_axis, slice_start=start, lo=lo, hi=hi,
+                        source_axcodes="".join(codes), ras_shape=tuple(int(n) for n in data.shape),
+                        pixel_mm=geo.pixel_mm,
+                        padded=geo.shape[0] < height or geo.shape[1] < width, values=values)
 
 
 # ------------------------------------------------------------------------------------ planning
@@ -140,9 +167,15 @@ def _check_options(cfg: PrepConfig) -> None:
         raise IXIDataError(f"--degradation must be among {DEGRADATIONS}, "
                            f"got {list(cfg.degradations)}")
     if len(cfg.crop) != 3 or any(int(c) != c or c < 1 for c in cfg.crop):
-        raise IXIDataError(f"--crop needs three positive integers X Y Z, got {list(cfg.crop)}")
+        raise IXIDataError(f"--crop needs three positive integers W H D, got {list(cfg.crop)}")
     if not 0 < cfg.percentile <= 100:
         raise IXIDataError(f"--percentile must be in (0, 100], got {cfg.percentile}")
+    if cfg.plane not in PLANES:
+        raise IXIDataError(f"--plane must be one of {PLANES}, got {cfg.plane!r}")
+    if cfg.slices not in SLICE_SELECTIONS:
+        raise IXIDataError(f"--slices must be one of {SLICE_SELECTIONS}, got {cfg.slices!r}")
+    if cfg.bits not in BIT_DEPTHS:
+        raise IXIDataError(f"--bits must be one of {BIT_DEPTHS}, got {cfg.bits!r}")
     if cfg.workers < 1:
         raise IXIDataError(f"--workers must be >= 1, got {cfg.workers}")
     if not 0 <= cfg.compress_level <= 9:
@@ -152,15 +185,17 @@ def _check_options(cfg: PrepConfig) -> None:
 
 
 def _effective_crop(cfg: PrepConfig, log: Callable[[str], None]) -> tuple[int, int, int]:
-    """The crop with x and y cut down to a multiple of lcm(scales) (one HR set for all scales)."""
+    """The crop ``(width, height, depth)`` with width and height cut down to a multiple of
+    lcm(scales) (one HR set for all scales)."""
     multiple = math.lcm(*cfg.scales)
-    x, y, z = (int(c) for c in cfg.crop)
-    ex, ey = x - x % multiple, y - y % multiple
-    if ex == 0 or ey == 0:
-        raise IXIDataError(f"--crop {x} {y} {z} is smaller than lcm(scales) = {multiple}")
-    if (ex, ey) != (x, y):
-        log(f"note: crop {x}x{y} cut to {ex}x{ey}, a multiple of lcm(scales) = {multiple}")
-    return ex, ey, z
+    w, h, d = (int(c) for c in cfg.crop)
+    ew, eh = w - w % multiple, h - h % multiple
+    if ew == 0 or eh == 0:
+        raise IXIDataError(f"--crop {w} {h} {d} is smaller than lcm(scales) = {multiple}")
+    if (ew, eh) != (w, h):
+        log(f"note: crop {w}x{h} (width x height) cut to {ew}x{eh}, a multiple of lcm(scales) = "
+            f"{multiple}")
+    return ew, eh, d
 
 
 def _kinds(cfg: PrepConfig) -> list[str]:
@@ -168,7 +203,8 @@ def _kinds(cfg: PrepConfig) -> list[str]:
 
 
 def _kind_shape(kind: str, crop: tuple[int, int, int]) -> tuple[int, int]:
-    scale = 1 if kind == "HR" else int(kind.rsplit("_X", 1)[1])
+    """(height, width) of a database's slices for the crop (width, height, depth)."""
+    scale = kind_scale(kind)
     return crop[1] // scale, crop[0] // scale
 
 
@@ -177,14 +213,72 @@ def _lr_spec(kind: str) -> tuple[str, int]:
     return degradation, int(scale[1:])
 
 
-def _precheck_headers(paths: Iterable[Path]) -> None:
-    """Read every header once (fast) so a bad file is reported before any work is done."""
+def _precheck_headers(paths: Iterable[Path], cfg: PrepConfig, crop: tuple[int, int, int],
+                      log: Callable[[str], None]) -> None:
+    """Read every header once (fast) so a bad file is reported before any work is done: not 3-D,
+    no orientation, or (``acquisition``) a plane smaller than the crop."""
+    padded = []
+    height, width = crop[1], crop[0]
     for path in paths:
-        open_volume(path)
+        img, shape = open_volume(path)
+        geo = plane_geometry(path, img, shape, cfg.plane)
+        if geo.shape[0] >= height and geo.shape[1] >= width:
+            continue
+        if cfg.plane == "acquisition":
+            raise IXIDataError(f"{path}: its acquisition plane ({geo.name}) is {geo.shape[0]}x"
+                               f"{geo.shape[1]} (height x width), smaller than the crop "
+                               f"{height}x{width}; pass a smaller --crop or name an anatomical "
+                               "--plane (zero-padded)")
+        padded.append(path)
+    if padded:
+        log(f"note: the {cfg.plane} plane of {len(padded)} volume(s) (e.g. {padded[0].name}) is "
+            f"smaller than the crop {height}x{width} (height x width): zero-padded")
 
 
 def _fingerprint(manifest: dict) -> dict:
-    return {k: manifest.get(k) for k in ("format_version", "modality", "options", "splits")}
+    return {k: manifest.get(k) for k in ("format_version", "modality", "options", "splits")} | {
+        "protocol_id": (manifest.get("protocol") or {}).get("id")}
+
+
+def _protocol(cfg: PrepConfig, crop: tuple[int, int, int], existing: dict | None) -> dict:
+    """The manifest's ``"protocol"`` record (``in_plane_voxel_mm`` is filled in at the end); its
+    ``crop`` is (height, width, depth); degradations and scales are the union with an earlier run's
+    on the same databases."""
+    old = (existing or {}).get("protocol") or {}
+    crop = (crop[1], crop[0], crop[2])
+    fields = {"format_version": FORMAT_VERSION, "modality": cfg.modality, "plane": cfg.plane,
+              "percentile": cfg.percentile, "bits": cfg.bits, "slice_selection": cfg.slices,
+              "crop": list(crop)}
+    return {"plane": cfg.plane, "in_plane_voxel_mm": None, "percentile": cfg.percentile,
+            "bits": cfg.bits, "slice_selection": cfg.slices, "crop": list(crop),
+            "degradation": sorted(set(old.get("degradation", [])) | set(cfg.degradations)),
+            "scales": sorted(set(old.get("scales", [])) | set(cfg.scales)),
+            "id": protocol_id(fields)}
+
+
+def _preprocessing_text(cfg: PrepConfig, crop: tuple[int, int, int]) -> dict[str, str]:
+    """The manifest's human-readable ``"preprocessing"`` record."""
+    display = {axis: f"rows along RAS axis {r} ({'+ at the top' if rf else '- at the top'}), "
+                     f"columns along RAS axis {c} ({'+ on the left' if cf else '- on the left'})"
+               for axis, (r, rf, c, cf) in DISPLAY.items()}
+    return {
+        "orientation": "nibabel as_closest_canonical (RAS, no resampling); slices of the "
+                       f"{cfg.plane} plane (w2amsn_plugin.data.planes; per volume plane_axis_ras), "
+                       f"upright: normal 0 (sagittal): {display[0]}; normal 1 (coronal): "
+                       f"{display[1]}; normal 2 (axial): {display[2]}",
+        "crop": f"height and width: centre crop to {crop[1]}x{crop[0]} (cut to a multiple of "
+                "lcm(scales)); a plane smaller than the crop is refused for the acquisition plane, "
+                "zero-padded for a named anatomical plane; slices: "
+                + (f"{crop[2]} consecutive slices centred on the foreground (normalised intensity > "
+                   f"{FOREGROUND_THRESHOLD}) bounding box, clamped to the volume"
+                   if cfg.slices == "head" else f"the central {crop[2]} slices")
+                + ", zero-padded equally when the volume is shorter",
+        "normalization": f"per volume: clip to [min, {cfg.percentile}th percentile] and scale "
+                         "to [0, 1] (w2amsn_plugin.data.normalization); lo/hi per volume below",
+        "storage": f"{cfg.bits}-bit grayscale PNG, value = round(x * {2**cfg.bits - 1})",
+        "lr": f"degradation of the {cfg.bits}-bit HR slice: bicubic = MATLAB imresize (antialiased, "
+              "BasicSR imresize weights); truncation = central k-space crop, magnitude",
+    }
 
 
 # ------------------------------------------------------------------------------------- staging
@@ -201,10 +295,10 @@ def _init_worker() -> None:
 
 
 def _run_task(task: tuple) -> tuple[str, str, VolumeResult]:
-    split, subject, path, crop, percentile, kinds, compress_level = task
+    split, subject, path, crop, percentile, kinds, compress_level, plane, slices, bits = task
     lr_specs = [_lr_spec(k) for k in kinds if k != "HR"]
     result = process_volume(path, crop, percentile, lr_specs, encode_hr="HR" in kinds,
-                            compress_level=compress_level)
+                            compress_level=compress_level, plane=plane, slices=slices, bits=bits)
     return split, subject, result
 
 
@@ -249,33 +343,22 @@ def make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> Prep
                             what=f"{cfg.ixi_root} ({mod})")
     options = {"seed": cfg.seed, "n_train": cfg.n_train, "n_test": cfg.n_test,
                "n_val": cfg.n_val, "crop": list(crop), "crop_requested": list(cfg.crop),
-               "percentile": cfg.percentile, "compress_level": cfg.compress_level}
-    manifest = {
-        "format_version": FORMAT_VERSION, "dataset": "IXI", "modality": mod, "options": options,
-        "splits": splits,
-        "preprocessing": {
-            "orientation": "nibabel as_closest_canonical (RAS, no resampling); axial slices along "
-                           "z, slice k = vol[:, ::-1, k].T (anterior at the top, patient right on "
-                           "the image right)",
-            "crop": "x and y: centre crop or zero-pad; z: consecutive slices centred on the "
-                    f"foreground (normalised intensity > {FOREGROUND_THRESHOLD}) bounding box, "
-                    "clamped to the volume, zero-padded equally when the volume is shorter; "
-                    "x, y cut to a multiple of lcm(scales)",
-            "normalization": f"per volume: clip to [min, {cfg.percentile}th percentile] and scale "
-                             "to [0, 1] (w2amsn_plugin.data.normalization); lo/hi per volume below",
-            "storage": "16-bit grayscale PNG, value = round(x * 65535)",
-            "lr": "degradation of the 16-bit HR slice: bicubic = MATLAB imresize (antialiased, "
-                  "BasicSR imresize weights); truncation = central k-space crop, magnitude",
-        },
-    }
-    kinds = _kinds(cfg)
-    targets_all = {database_name(mod, split, kind): (split, kind)
-                   for split in SPLITS if splits[split] for kind in kinds}
-    manifest_path = out / f"IXI_{mod}_split.json"
+               "percentile": cfg.percentile, "plane": cfg.plane, "slices": cfg.slices,
+               "bits": cfg.bits, "compress_level": cfg.compress_level}
+    manifest_path = out / manifest_name(mod)
     staging_root = out / f".IXI_{mod}_staging"
     if cfg.overwrite:
         _remove_modality_outputs(out, mod, log)
     existing = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+    protocol = _protocol(cfg, crop, existing)
+    manifest = {
+        "format_version": FORMAT_VERSION, "dataset": "IXI", "modality": mod, "options": options,
+        "protocol": protocol, "splits": splits,
+        "preprocessing": _preprocessing_text(cfg, crop),
+    }
+    kinds = _kinds(cfg)
+    targets_all = {database_name(mod, split, kind): (split, kind)
+                   for split in SPLITS if splits[split] for kind in kinds}
     if existing is not None and _fingerprint(existing) != _fingerprint(manifest):
         raise IXIDataError(f"{manifest_path}: written with other options or another subject "
                            "split; use another --out or pass --overwrite")
@@ -290,7 +373,7 @@ def make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> Prep
                           time.perf_counter() - start, existing or {})
     needed_splits = sorted({split for split, _ in missing.values()}, key=SPLITS.index)
     subjects = [(split, s) for split in needed_splits for s in splits[split]]
-    _precheck_headers(files[s] for _, s in subjects)
+    _precheck_headers((files[s] for _, s in subjects), cfg, crop, log)
     out.mkdir(parents=True, exist_ok=True)
 
     depth = crop[2]
@@ -302,7 +385,8 @@ def make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> Prep
     kinds_of = {split: [k for n, (sp, k) in missing.items() if sp == split]
                 for split in needed_splits}
     tasks = [(split, s, str(files[s]), crop, cfg.percentile, tuple(kinds_of[split]),
-              cfg.compress_level) for split, s in subjects if s not in staging.done]
+              cfg.compress_level, cfg.plane, cfg.slices, cfg.bits)
+             for split, s in subjects if s not in staging.done]
     n_done_before = len(subjects) - len(tasks)
     counts = ", ".join(f"{sp} {len(splits[sp])}" for sp in needed_splits)
     log(f"IXI {mod}: {len(subjects)} volumes ({counts}), {n_done_before} already done, "
@@ -316,14 +400,16 @@ def make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> Prep
                 size, mtime_ns = file_stamp(path)
                 record = {"subject": subject, "split": split,
                           "file": os.path.relpath(path, cfg.ixi_root), "size": size,
-                          "mtime_ns": mtime_ns, "z_start": result.z_start, "lo": result.lo,
-                          "hi": result.hi, "source_axcodes": result.source_axcodes,
-                          "ras_shape": list(result.ras_shape)}
+                          "mtime_ns": mtime_ns, "plane_axis_ras": result.plane_axis_ras,
+                          "slice_start": result.slice_start, "lo": result.lo, "hi": result.hi,
+                          "source_axcodes": result.source_axcodes,
+                          "ras_shape": list(result.ras_shape),
+                          "in_plane_voxel_mm": list(result.pixel_mm), "padded": result.padded}
                 staging.commit(split, subject, result.values, record, mod)
                 processed += 1
                 bar.update(1)
         staging.close()
-        _finalize(staging, missing, targets_all, splits, crop, cfg, pool, out, log)
+        _finalize(staging, missing, targets_all, splits, crop, cfg, protocol["id"], pool, out, log)
     except KeyboardInterrupt:
         log(f"interrupted: {len(staging.done)}/{len(subjects)} volumes are staged in "
             f"{staging_root}; rerun the same command to resume")
@@ -344,6 +430,9 @@ def make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> Prep
     for rec in staging.done.values():
         volumes[rec["subject"]] = {k: v for k, v in rec.items() if k != "subject"}
     manifest["volumes"] = dict(sorted(volumes.items()))
+    protocol["in_plane_voxel_mm"] = [
+        round(statistics.median(v["in_plane_voxel_mm"][i] for v in volumes.values()), 6)
+        for i in (0, 1)]
     databases = dict(existing.get("databases", {})) if existing else {}
     for name, (split, kind) in targets_all.items():
         h, w = _kind_shape(kind, crop)
@@ -369,7 +458,7 @@ def _make_pool(workers: int, n_tasks: int):
 
 def _finalize(staging: Staging, missing: dict[str, tuple[str, str]],
               targets_all: dict[str, tuple[str, str]], splits: dict[str, list[str]],
-              crop: tuple[int, int, int], cfg: PrepConfig, pool, out: Path,
+              crop: tuple[int, int, int], cfg: PrepConfig, pid: str, pool, out: Path,
               log: Callable[[str], None]) -> None:
     """Verify the staged databases (and existing ones of the same splits), then publish them."""
     mod, depth = cfg.modality, crop[2]
@@ -396,9 +485,10 @@ def _finalize(staging: Staging, missing: dict[str, tuple[str, str]],
                 raise IXIDataError(f"{name}: key set differs from the expected {split} keys "
                                    f"({len(lacking)} missing, {len(extra)} extra, e.g. "
                                    f"{(lacking + extra)[0]}); rerun with --overwrite")
-    for name, (_, kind) in missing.items():
+    for name, (split, kind) in missing.items():
         write_meta_info(staging.tmp_path(name), keys_of[name], _kind_shape(kind, crop),
                         cfg.compress_level)
+        write_stamp(staging.tmp_path(name), pid, mod, split, kind)
     for name in missing:
         os.replace(staging.tmp_path(name), out / name)
     log(f"verified: {len(missing)} new databases (every value decodes; GT and LQ keys match)")
