@@ -186,3 +186,36 @@ def test_dataloader_worker_forked_after_the_parent_read(dbs: Path):
                         multiprocessing_context="fork")
     batch = next(iter(loader))
     assert torch.equal(batch["gt"][0], first)
+
+
+def test_databases_of_another_protocol_or_scale_are_refused(dbs: Path, tmp_path: Path):
+    """The manifest and the databases' protocol stamps are checked when a dataset opens."""
+    import json
+    import shutil
+
+    manifest = json.loads((dbs / "IXI_PD_split.json").read_text())
+    assert manifest["protocol"]["plane"] == "acquisition"
+    axis = {v["plane_axis_ras"] for v in manifest["volumes"].values()}
+    assert axis == {2}  # PD is stored axially
+    IXIPairedDataset(_opt(dbs, phase="val", plane="axial"))  # acquisition = axial here: fine
+    with pytest.raises(ValueError, match="slices of the acquisition plane, the options ask for "
+                                         "plane: sagittal"):
+        IXIPairedDataset(_opt(dbs, phase="val", plane="sagittal"))
+    with pytest.raises(ValueError, match="not scale 4"):
+        IXIPairedDataset(_opt(dbs, phase="val", dataroot_lq=str(dbs / "IXI_PD_train_LR_bicubic_X2.lmdb")))
+    # GT from this run, LQ from a run of another protocol (percentile 100): refused
+    root = tmp_path / "ixi"
+    make_fake_ixi_tree(root, 3, ("PD",), shape=(112, 128, 24))
+    other = tmp_path / "other"
+    make_ixi_lmdb(PrepConfig(ixi_root=root, modality="PD", out=other, scales=(4,), n_train=2,
+                             n_test=1, n_val=0, crop=(96, 96, DEPTH), percentile=100.0, workers=1,
+                             progress=False), log=lambda m: None)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copytree(dbs / "IXI_PD_train_HR.lmdb", mixed / "IXI_PD_train_HR.lmdb")
+    shutil.copytree(other / "IXI_PD_train_LR_bicubic_X4.lmdb", mixed / "IXI_PD_train_LR_bicubic_X4.lmdb")
+    with pytest.raises(ValueError, match="databases of different runs do not mix"):
+        IXIPairedDataset(_opt(mixed, phase="val"))
+    shutil.copy(other / "IXI_PD_split.json", mixed / "IXI_PD_split.json")
+    with pytest.raises(ValueError, match="IXI_PD_train_HR.lmdb: built with data protocol"):
+        IXIPairedDataset(_opt(dbs, phase="val", dataroot_gt=str(mixed / "IXI_PD_train_HR.lmdb")))

@@ -44,3 +44,26 @@ def test_bad_values():
         slice_axis("oblique", np.eye(4), (1, 1, 1))
     with pytest.raises(ValueError, match="three positive"):
         acquisition_voxel_axis((1.0, 0.0, 1.0))
+
+
+def test_display_convention_keeps_anatomy_upright():
+    from w2amsn_plugin.data.planes import plane_stack, unplane_stack
+
+    vol = np.zeros((20, 30, 40), np.float32)  # RAS: x = L->R, y = P->A, z = I->S
+    vol[15:, 25:, 35:] = 1  # a corner at patient right, anterior, superior
+    axial = plane_stack(vol, 2)
+    assert axial.shape == (40, 30, 20)
+    rows, cols = np.nonzero(axial[38])
+    assert rows.max() < 5 and cols.min() >= 15  # anterior at the top, right on the right
+    coronal = plane_stack(vol, 1)
+    assert coronal.shape == (30, 40, 20)
+    rows, cols = np.nonzero(coronal[28])
+    assert rows.max() < 5 and cols.min() >= 15  # superior at the top, right on the right
+    sagittal = plane_stack(vol, 0)
+    assert sagittal.shape == (20, 40, 30)
+    rows, cols = np.nonzero(sagittal[18])
+    assert rows.max() < 5 and cols.max() < 5  # superior at the top, anterior on the left
+    for axis in (0, 1, 2):
+        np.testing.assert_array_equal(unplane_stack(plane_stack(vol, axis), axis), vol)
+    with pytest.raises(ValueError, match="unknown orientation"):
+        slice_axis("acquisition", np.diag([1.0, 0.0, 1.0, 1.0]), (1, 1, 1))
