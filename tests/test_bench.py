@@ -106,9 +106,17 @@ def test_smoke_training_data_and_volume_rows(smoke_json: dict) -> None:
     prep = [r for r in rows if r["group"] == "data prep"]
     assert sorted(r["extra"]["workers"] for r in prep) == [1, 2]
     assert all(r["unit"] == "volumes/min" and r["throughput"] > 0 for r in prep)
-    loader = [r for r in rows if r["group"] == "data path"]
+    loader = [r for r in rows if r["group"] == "data path" and r["path"] == "IXIPairedDataset"]
     assert sorted(r["extra"]["workers"] for r in loader) == [0, 1]
-    assert all(r["unit"] == "samples/s" and r["throughput"] > 0 for r in loader)
+    (bank,) = [r for r in rows if r["group"] == "data path" and r["path"] == data_path.BANK_PATH]
+    assert bank["extra"]["bank_device"] == "cpu" and bank["extra"]["build_seconds"] > 0
+    assert all(r["unit"] == "samples/s" and r["throughput"] > 0 for r in loader + [bank])
+    (bank_target,) = [t for t in smoke_json["targets"] if t["name"].startswith("on-device data path")]
+    step_precision = re.search(r"\((\w+) step\)", bank_target["note"])[1]
+    (step,) = [r for r in train if (r["model"], r["path"], r["precision"]) ==
+               ("W2AMSN-S", training.BASICSR, step_precision)]
+    assert bank_target["measured"] == pytest.approx(bank["throughput"] / step["throughput"])
+    assert bank_target["met"] == (bank_target["measured"] >= 5)
     (vol,) = [r for r in rows if r["group"] == "volume"]
     extra = vol["extra"]
     assert extra["output_shape"] == [128, 128, 4] and extra["slices_run"] == 4

@@ -1,6 +1,8 @@
 """Data rows of ``w2amsn bench``: IXI preparation throughput (``make_ixi_lmdb`` on a fake IXI
 tree of real-sized volumes) and the training data path (``IXIPairedDataset`` over the LMDB it
-wrote, through BasicSR's ``build_dataloader``), issue 11, deliverable 1.
+wrote, through BasicSR's ``build_dataloader``), issue 11, deliverable 1; and the on-device data
+path (``on_device``: the whole set in a :class:`~w2amsn_plugin.data.slice_bank.SliceBank` on the
+bench's device, batches cut there), issue 19.
 
 The fake tree (:func:`w2amsn_plugin.data.fake_ixi.make_fake_ixi_tree`) is built before timing;
 preparation is timed end to end (read, normalise, crop, degrade to x2/x3/x4, encode, commit,
@@ -16,7 +18,9 @@ from typing import Any
 
 from .results import Row, guarded
 
-__all__ = ["DataSettings", "make_tree", "prep_rows", "data_path_rows"]
+__all__ = ["BANK_PATH", "DataSettings", "make_tree", "prep_rows", "data_path_rows", "bank_rows"]
+
+BANK_PATH = "SliceBank (on_device)"
 
 
 @dataclass(frozen=True)
@@ -133,3 +137,44 @@ def data_path_rows(lmdb_dir: Path | None, s: DataSettings) -> list[Row]:
         rows += guarded("data path", label, lambda: _data_one(lmdb_dir, workers, s),
                         path="IXIPairedDataset")
     return rows
+
+
+def _bank_one(lmdb_dir: Path, s: DataSettings, device: str) -> Row:
+    import torch
+
+    from ..data.ixi_paired_dataset import IXIPairedDataset
+    from ..data.naming import database_path
+    from ..data.slice_bank import get_bank
+    from .timing import synchronize
+
+    opt = {"name": "bench", "type": "IXIPairedDataset", "phase": "train", "scale": s.scale,
+           "dataroot_gt": database_path(str(lmdb_dir), "T1", "train"),
+           "dataroot_lq": database_path(str(lmdb_dir), "T1", "train", s.scale),
+           "io_backend": {"type": "lmdb"}, "gt_size": s.lr_patch * s.scale, "use_hflip": True,
+           "use_rot": True, "on_device": True}
+    start = time.perf_counter()
+    dataset = IXIPairedDataset(opt)
+    build = time.perf_counter() - start
+    bank = get_bank(dataset.bank_id)
+    g = torch.Generator(device=bank.device).manual_seed(0)
+    index = torch.randint(0, len(bank), (s.n_batches, s.batch), generator=g, device=bank.device)
+    bank.sample(index[0], device=device, generator=g)  # warm-up
+    synchronize(device)
+    start = time.perf_counter()
+    for b in range(s.n_batches):
+        bank.sample(index[b], device=device, generator=g)
+    synchronize(device)
+    per_sample = (time.perf_counter() - start) / (s.n_batches * s.batch)
+    return Row("data path", f"{BANK_PATH} on {bank.device}", path=BANK_PATH,
+               input=f"batch {s.batch}, LR patch {s.lr_patch}, x{s.scale}", seconds=per_sample,
+               throughput=1 / per_sample, unit="samples/s",
+               note=f"{len(bank)} slices decoded into the bank in {build:.1f} s; {s.n_batches} batches",
+               extra={"workers": 0, "bank_device": str(bank.device), "build_seconds": build})
+
+
+def bank_rows(lmdb_dir: Path | None, s: DataSettings, device: str) -> list[Row]:
+    """The on-device data path over the databases in ``lmdb_dir``, batches delivered on ``device``."""
+    if lmdb_dir is None:
+        return [Row("data path", BANK_PATH, path=BANK_PATH,
+                    unavailable="no databases: make_ixi_lmdb failed above")]
+    return guarded("data path", BANK_PATH, lambda: _bank_one(lmdb_dir, s, device), path=BANK_PATH)

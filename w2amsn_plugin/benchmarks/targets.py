@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 
-from . import inference, training
+from . import data_path, inference, training
 from .results import Row, Target
 
 
-__all__ = ["GIB", "check_targets", "find_row"]
+__all__ = ["GIB", "GPU_STEP_TARGETS_MS", "check_targets", "find_row"]
+
+#: issue 19: a training step of the paper's batch (96 patches of 32x32 LR) on one GPU, default
+#: precision, through BasicSR (eager or compiled, whichever is faster)
+GPU_STEP_TARGETS_MS = {"W2AMSN": 45.0, "W2AMSN-S": 20.0}
 
 GIB = 1 << 30
 
@@ -116,6 +120,9 @@ def check_targets(rows: list[Row], machine: dict[str, Any], device: str) -> list
         targets.append(t)
 
     targets.append(_data_target(rows, device))
+    targets.append(_data_target(rows, device, data_path.BANK_PATH))
+    if device.startswith("cuda"):
+        targets += [_gpu_step_target(rows, device, model, ms) for model, ms in GPU_STEP_TARGETS_MS.items()]
     prep = next((r for r in rows if r.group == "data prep" and r.extra.get("workers") == 2 and r.ok),
                 None)
     targets.append(Target("IXI preparation, 2 workers", ">= 20 volumes/min",
@@ -137,21 +144,38 @@ def check_targets(rows: list[Row], machine: dict[str, Any], device: str) -> list
     return targets
 
 
-def _data_target(rows: list[Row], device: str) -> Target:
-    """1-worker data path against what a W²AMSN-S training step consumes (default precision)."""
+def _data_target(rows: list[Row], device: str, path: str = "IXIPairedDataset") -> Target:
+    """A data path against what a W²AMSN-S training step consumes (default precision): the
+    1-worker dataloader, or the on-device slice bank (``path=data_path.BANK_PATH``, issue 19)."""
     from ..device_caps import resolve_bf16
 
-    loader = next((r for r in rows if r.group == "data path" and r.extra.get("workers") == 1
-                   and r.ok), None)
+    bank = path == data_path.BANK_PATH
+    name = ("on-device data path (slice bank)" if bank else "data path, 1 worker") + \
+        ", vs a W2AMSN-S training step"
+    loader = next((r for r in rows if r.group == "data path" and r.path == path and r.ok
+                   and (bank or r.extra.get("workers") == 1)), None)
     precision = "bf16" if resolve_bf16(None, device) else "fp32"
     step = (find_row(rows, "training", "W2AMSN-S", training.BASICSR, precision)
             or find_row(rows, "training", "W2AMSN-S", training.BASICSR, "fp32"))
     if loader is None or step is None:
-        return Target("data path, 1 worker, vs a W2AMSN-S training step", ">= 5x", None, "x",
-                      None, "data path (1 worker) or W2AMSN-S BasicSR training row missing")
+        return Target(name, ">= 5x", None, "x", None,
+                      f"{'slice bank' if bank else 'data path (1 worker)'} or W2AMSN-S BasicSR training row missing")
     ratio = loader.throughput / step.throughput
-    return Target("data path, 1 worker, vs a W2AMSN-S training step", ">= 5x", ratio, "x",
-                  ratio >= 5, f"{loader.throughput:.0f} samples/s vs {step.throughput:.2f} "
-                              f"patches/s ({step.precision} step)")
+    return Target(name, ">= 5x", ratio, "x", ratio >= 5,
+                  f"{loader.throughput:.0f} samples/s vs {step.throughput:.2f} patches/s ({step.precision} step)")
 
 
+def _gpu_step_target(rows: list[Row], device: str, model: str, limit_ms: float) -> Target:
+    """The fastest BasicSR training step of ``model`` (eager or any compile mode) in the default
+    precision, against issue 19's GPU target."""
+    from ..device_caps import resolve_bf16
+
+    precision = "bf16" if resolve_bf16(None, device) else "fp32"
+    steps = [r for r in rows if r.group == "training" and r.model == model and r.ok
+             and r.path.startswith(training.BASICSR) and r.precision == precision]
+    name = f"{model} training step, batch 96, {precision}, GPU"
+    if not steps:
+        return Target(name, f"<= {limit_ms:g} ms", None, "ms", None, "training rows not measured")
+    best = min(steps, key=lambda r: r.seconds)
+    return Target(name, f"<= {limit_ms:g} ms", best.seconds * 1e3, "ms", best.seconds * 1e3 <= limit_ms,
+                  f"fastest: {best.path}")

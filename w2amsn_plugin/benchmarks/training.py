@@ -10,7 +10,10 @@ training shares) and ``train.bf16`` (autocast in ``optimize_parameters``); a pro
 records whether channels_last and autocast were in effect, so a row says when an option was not
 honoured. Where bf16 is
 emulated, bf16 rows run ``emulated_batch`` patches and the time is scaled to the full batch.
-The cases of one network are timed round-robin (:func:`.timing.time_interleaved`).
+The cases of one network are timed round-robin (:func:`.timing.time_interleaved`). With
+``compile_modes`` (the bench sets them on CUDA, issue 19), BasicSR's step is also timed with
+``train: compile: <mode>`` (``torch.compile`` of the forward and backward; ``reduce-overhead`` adds
+CUDA graphs), so the mode can be chosen by measurement.
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ from .basicsr_models import ForwardProbe, build_sr_model, model_options
 from .results import Row, error_row
 from .timing import Timing, time_interleaved
 
-__all__ = ["BASICSR", "PLAIN_NCHW", "PLAIN_CL", "TrainSettings", "step_flops", "training_rows"]
+__all__ = ["BASICSR", "PLAIN_NCHW", "PLAIN_CL", "TrainSettings", "compiled_path", "step_flops",
+           "training_rows"]
 
 BASICSR = "BasicSR optimize_parameters (MRSRModel)"
 PLAIN_NCHW = "plain loop NCHW"
@@ -49,6 +53,7 @@ class TrainSettings:
     reps: int = 2
     emulated_batch: int = 2
     device: str = "cpu"
+    compile_modes: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,15 +103,22 @@ def _plain_step(net: nn.Module, lq: torch.Tensor, gt: torch.Tensor, bf16: bool, 
     return step
 
 
+def compiled_path(mode: str) -> str:
+    """The path label of BasicSR's step with ``train: compile: <mode>``."""
+    return f"{BASICSR}, compile {mode}"
+
+
 def training_rows(name: str, settings: TrainSettings) -> list[Row]:
-    """Rows for network preset ``name``: BasicSR's step and the plain loop, fp32 and bf16,
-    timed round-robin. ``extra`` holds ``flops_per_call`` (forward + backward of the timed
-    batch) and ``best_call_seconds`` (the bench derives MFU from them)."""
+    """Rows for network preset ``name``: BasicSR's step and the plain loop, fp32 and bf16 (and
+    BasicSR's step per ``compile_modes``), timed round-robin. ``extra`` holds ``flops_per_call``
+    (forward + backward of the timed batch) and ``best_call_seconds`` (the bench derives MFU
+    from them)."""
     s = settings
+    cases = _CASES + tuple((compiled_path(m), bf16) for m in s.compile_modes for bf16 in (False, True))
     small = not device_caps.native_bf16(s.device)
     prepared: dict[tuple[str, bool], tuple[Callable[[], None], ForwardProbe | None, int]] = {}
     done: dict[tuple[str, bool], Row] = {}
-    for case in _CASES:
+    for case in cases:
         try:
             prepared[case] = _prepare(name, *case, small and case[1], s)
         except Exception as err:  # one error row; the other cases go on
@@ -118,7 +130,7 @@ def training_rows(name: str, settings: TrainSettings) -> list[Row]:
     for case, timing in timings.items():
         _, probe, n = prepared[case]
         done[case] = _timed_row(name, s, case, probe, n, timing)
-    return [done[c] for c in _CASES]
+    return [done[c] for c in cases]
 
 
 def _label(name: str, s: TrainSettings, path: str, bf16: bool) -> str:
@@ -137,10 +149,11 @@ def _prepare(name: str, path: str, bf16: bool, small: bool, s: TrainSettings
     n = s.emulated_batch if small else s.batch
     lq, gt = _batch(n, s)
     torch.manual_seed(0)
+    mode = path[len(compiled_path("")):] if path.startswith(compiled_path("")) else False
     model = build_sr_model(model_options("MRSRModel", preset(name, s.scale), s.scale, s.device,
-                                         is_train=True, train={"bf16": bf16},
+                                         is_train=True, train={"bf16": bf16, "compile": mode},
                                          val={"channels_last": True}))
-    if path == BASICSR:
+    if path.startswith(BASICSR):
         probe = ForwardProbe().attach(model.get_bare_model(model.net_g))
         return _basicsr_step(model, lq, gt), probe, n
     net = copy.deepcopy(model.get_bare_model(model.net_g)).train()
