@@ -3,6 +3,7 @@ one modality (paper section IV-A; :func:`w2amsn_plugin.data.prepare.make_ixi_lmd
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -66,10 +67,47 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="expected SHA-256 of the downloaded tarball (IXI publishes none)")
 
 
+#: working memory of one volume in a worker, bytes per voxel of the crop (a float64 copy, float32
+#: and 16-bit stages of the HR and LR stacks, measured order of magnitude)
+_BYTES_PER_VOXEL = 16
+
+
+def _available_memory() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _memory_problem(crop: tuple[int, ...], workers: int) -> str | None:
+    """Why ``--crop`` cannot fit this machine's memory, checked before any work (numpy or LMDB
+    would otherwise fail after minutes with a MemoryError traceback), or None."""
+    available = _available_memory()
+    need = math.prod(int(c) for c in crop) * _BYTES_PER_VOXEL * max(1, workers)
+    if available is None or need <= available:
+        return None
+    return (f"--crop {' '.join(map(str, crop))}: each volume needs about "
+            f"{need / max(1, workers) / 2**30:.1f} GiB per worker ({max(1, workers)} workers), "
+            f"{available / 2**30:.1f} GiB is available; use a smaller --crop or fewer --workers")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run from parsed arguments; returns the exit status (2: bad input, 130: interrupted)."""
-    from ..data.download import IXI_BASE_URL, DownloadError, download_ixi
+    import lmdb
 
+    from ..data.download import IXI_BASE_URL, DownloadError, download_ixi
+    from ..data.lock import FolderLocked
+    from ..results.output_paths import output_folder_problem
+
+    problem = output_folder_problem(args.out) or _memory_problem(tuple(args.crop), args.workers)
+    if problem:  # before any work (issue 17)
+        print(f"w2amsn prepare-ixi: error: {problem}", file=sys.stderr)
+        return 2
     try:
         if args.download:
             download_ixi(args.modality, args.ixi_root, base_url=args.ixi_url or IXI_BASE_URL,
@@ -83,8 +121,13 @@ def run(args: argparse.Namespace) -> int:
             compress_level=args.compress_level, overwrite=args.overwrite,
             progress=not args.no_progress)
         make_ixi_lmdb(cfg)
-    except (IXIDataError, DownloadError) as err:
+    except (IXIDataError, DownloadError, FolderLocked) as err:
         print(f"w2amsn prepare-ixi: error: {err}", file=sys.stderr)
+        return 2
+    except (MemoryError, lmdb.MemoryError):
+        print(f"w2amsn prepare-ixi: error: out of memory with --crop {' '.join(map(str, args.crop))} "
+              f"and --workers {args.workers}; use a smaller --crop or fewer --workers (finished "
+              "volumes stay staged for a rerun)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

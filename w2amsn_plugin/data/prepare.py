@@ -327,6 +327,14 @@ def _stderr(msg: str) -> None:
 
 
 def make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> PrepResult:
+    """:func:`_make_ixi_lmdb` holding the lock of ``cfg.out`` (one run per folder, :mod:`.lock`)."""
+    from .lock import folder_lock
+
+    with folder_lock(cfg.out, "w2amsn prepare-ixi", log):
+        return _make_ixi_lmdb(cfg, log)
+
+
+def _make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> PrepResult:
     """Build (or finish building) the databases of ``cfg.modality`` in ``cfg.out``.
 
     Raises :class:`IXIDataError` (one line naming the file and problem) for bad input; nothing is
