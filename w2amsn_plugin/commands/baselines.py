@@ -11,6 +11,7 @@ from typing import Sequence
 
 from ..benchmarks.baselines.method import PROG, BenchmarkError, RunFailed, say
 from ..benchmarks.baselines.runner import run_benchmark
+from ..results.output_paths import output_folder_problem
 
 __all__ = ["configure_parser", "run", "main"]
 
@@ -55,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.calib_iters < 4:
         print(f"{PROG}: error: --calib-iters must be at least 4", file=sys.stderr)
+        return 2
+    workdir = Path(args.workdir)
+    out = Path(args.out) if args.out else workdir / "results" / "baselines"
+    problem = output_folder_problem(workdir) or output_folder_problem(out)
+    if problem:  # before any training (issue 17)
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
         return 2
     try:
         report = run_benchmark(args)

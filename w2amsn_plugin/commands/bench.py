@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 
 from ..benchmarks.suite import PROFILES, report, run_bench
+from ..results.files import write_text
+from ..results.output_paths import output_file_problem
 
 __all__ = ["configure_parser", "run"]
 
@@ -54,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None and not Path(args.weights).is_file():
         print(f"w2amsn bench: error: {args.weights}: weights file not found", file=sys.stderr)
         return 2
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        print(f"w2amsn bench: error: {args.json}: its folder does not exist", file=sys.stderr)
+    problem = output_file_problem(args.json) if args.json else None
+    if problem:  # before the minutes of measuring (issue 17)
+        print(f"w2amsn bench: error: {problem}", file=sys.stderr)
         return 2
     profile = PROFILES["quick" if args.quick else "full"]
     command = "w2amsn bench" + (" --quick" if args.quick else "") + (
@@ -67,5 +70,5 @@ def run(args: argparse.Namespace) -> int:
                        weights=args.weights, opt=args.opt)
     print(report(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(asdict(result), indent=1, default=str) + "\n")
+        write_text(args.json, json.dumps(asdict(result), indent=1, default=str) + "\n")
     return 0

@@ -19,15 +19,16 @@ evidence for the default width (docs/model-size.md).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 
 from ..archs.presets import PRESETS, preset
 
 from ..archs.complexity import TABLE_II, count
+from ..results.files import write_json
+from ..results.output_paths import output_file_problem
+
 __all__ = ["configure_parser", "run"]
 
 WIDTH_MULTIPLES = (1, 2, 4, 8)
@@ -116,19 +117,19 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         print(f"w2amsn stats: error: {bad[0]}: must be a positive integer", file=sys.stderr)
         return 2
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        print(f"w2amsn stats: error: cannot write {args.json}: its folder does not exist",
-              file=sys.stderr)
-        return 1
+    problem = output_file_problem(args.json) if args.json else None
+    if problem:  # before the counting (issue 17)
+        print(f"w2amsn stats: error: {problem}", file=sys.stderr)
+        return 2
     models = _model_rows(list(args.scale), size)
     widths = _width_rows(size)
     print(_format(models, widths, size))
     if args.json:
         try:
-            with open(args.json, "w", encoding="utf-8") as f:
-                json.dump({"input_size": list(size), "models": models, "mid_feat_candidates": widths},
-                          f, indent=2)
+            write_json(args.json, {"input_size": list(size), "models": models,
+                                   "mid_feat_candidates": widths})
         except OSError as err:
-            print(f"w2amsn stats: cannot write {args.json}: {err.strerror}")
-            return 1
+            print(f"w2amsn stats: error: cannot write {args.json}: {err.strerror or err}",
+                  file=sys.stderr)
+            return 2
     return 0
