@@ -159,10 +159,12 @@ def _data_target(rows: list[Row], device: str, path: str = "IXIPairedDataset") -
             or find_row(rows, "training", "W2AMSN-S", training.BASICSR, "fp32"))
     if loader is None or step is None:
         return Target(name, ">= 5x", None, "x", None,
-                      f"{'slice bank' if bank else 'data path (1 worker)'} or W2AMSN-S BasicSR training row missing")
+                      f"{'slice bank' if bank else 'data path (1 worker)'} or W2AMSN-S BasicSR "
+                      "training row missing")
     ratio = loader.throughput / step.throughput
     return Target(name, ">= 5x", ratio, "x", ratio >= 5,
-                  f"{loader.throughput:.0f} samples/s vs {step.throughput:.2f} patches/s ({step.precision} step)")
+                  f"{loader.throughput:.0f} samples/s vs {step.throughput:.2f} patches/s "
+                  f"({step.precision} step)")
 
 
 def _gpu_step_target(rows: list[Row], device: str, model: str, limit_ms: float) -> Target:
