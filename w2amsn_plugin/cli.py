@@ -26,6 +26,7 @@ _W2AMSN_VERBS = {
     "make-options": "write every options YAML of the paper's experiments (or --check them)",
     "infer": "super-resolve a whole MR volume with a trained model",
     "stats": "parameters and multiply-adds of W²AMSN and the baselines (Table II)",
+    "calibrate": "bicubic scores of IXI under each data-protocol reading vs Table III's Bicubic column",
     "bench": "measure this machine's limits and the plugin's speed against them",
     "baselines": "train and test W²AMSN and baselines with one budget; comparison table and plot",
 }
