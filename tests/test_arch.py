@@ -329,3 +329,18 @@ def test_presets_build_with_paper_sizes(name: str) -> None:
                 "EDSR": 3_140_097, "RCAN": 15_442_337}
     assert n_params(net) == expected[name]
     assert "upscale" not in PRESETS[name]
+
+
+def test_upsampler_on_8a_features_closes_table_ii_gap():
+    """upsample_feat=256 (docs/model-size.md): x2 sizes within 1.2% of Table II, default unchanged."""
+    from w2amsn_plugin.archs.complexity import TABLE_II, UPSAMPLE_READING, count
+    from w2amsn_plugin.archs.presets import preset
+
+    for name, params in (("W2AMSN", 11_796_105), ("W2AMSN-S", 5_952_753)):
+        got = count({**preset(name, 2), **UPSAMPLE_READING})
+        assert got["params"] == params
+        assert abs(got["params"] / TABLE_II[name][0] - 1) < 0.012
+        assert abs(got["macs_nominal"] / TABLE_II[name][1] - 1) < 0.012
+    net = W2AMSN(num_feat=8, num_block=1, widen=2, upscale=3, upsample_feat=16)
+    assert net(torch.rand(1, 1, 10, 12)).shape == (1, 1, 30, 36)
+    assert "upsample_in.weight" not in W2AMSN(num_feat=8, num_block=1).state_dict()

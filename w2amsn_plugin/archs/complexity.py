@@ -24,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .w2amsn_arch import W2AMSN
 from .w2amsn_blocks import NCAB
 
-__all__ = ["TABLE_II", "count"]
+__all__ = ["TABLE_II", "UPSAMPLE_READING", "count"]
 
 #: Paper Table II ("model size comparison on T2 for SR x2"): parameters, mult-adds.
 TABLE_II: dict[str, tuple[float, float]] = {
@@ -33,6 +33,9 @@ TABLE_II: dict[str, tuple[float, float]] = {
     "EDSR": (3.14e6, 722.61e9),
     "RCAN": (15.44e6, 220.34e9),
 }
+#: the reading of F_R (eq. 8) that closes Table II's W²AMSN gap: an EDSR-style upsampler on 8a =
+#: 256 features (conv3x3 256 -> 1024 at x2, 2.36M parameters; docs/model-size.md)
+UPSAMPLE_READING: dict[str, Any] = {"upsample_feat": 256}
 def _build(opt: dict[str, Any]) -> nn.Module:
     kwargs = dict(opt)
     with torch.device("meta"):

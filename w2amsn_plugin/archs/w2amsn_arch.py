@@ -49,6 +49,11 @@ class W2AMSN(nn.Module):
             Default: 'ncab'.
         res_scale (float): Residual scaling of each block before its local skip (the paper's
             conclusion mentions it; 1 is eq. 13). Default: 1.
+        upsample_feat (int | None): Channels F_R (eq. 8) upsamples on. None: a, as the text
+            reads (conv3x3 a -> p²a, pixel shuffle, conv3x3 a -> out). An integer F (256 = 8a is
+            the reading that closes Table II's parameter gap, docs/model-size.md): a 1x1 conv
+            a -> F first, then the EDSR-style upsampler on F (conv3x3 F -> p²F per factor p) and
+            conv3x3 F -> out. Default: None.
 
     Attributes:
         fold_global (bool): With global NCAB, compute C1g(F_A(x_c)) as one per-sample 1x1 map
@@ -61,16 +66,18 @@ class W2AMSN(nn.Module):
                  num_block: int = 20, upscale: int = 2, widen: int = 4,
                  mid_feat: int | None = None, kernel_sizes: Sequence[int] = (3, 5),
                  weighted_fusion: bool = True, block_attention: str = "ncab",
-                 global_attention: str = "ncab", res_scale: float = 1.0) -> None:
+                 global_attention: str = "ncab", res_scale: float = 1.0,
+                 upsample_feat: int | None = None) -> None:
         super().__init__()
         mid_feat = num_feat if mid_feat is None else mid_feat
+        up_feat = num_feat if upsample_feat is None else upsample_feat
         for name, value in (("block_attention", block_attention),
                             ("global_attention", global_attention)):
             if value not in ATTENTION_KINDS:
                 raise ValueError(f"W2AMSN: {name} must be one of {ATTENTION_KINDS}, got {value!r}")
         for name, value in (("num_in_ch", num_in_ch), ("num_out_ch", num_out_ch),
                             ("num_feat", num_feat), ("num_block", num_block), ("widen", widen),
-                            ("mid_feat", mid_feat)):
+                            ("mid_feat", mid_feat), ("upsample_feat", up_feat)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"W2AMSN: {name} must be a positive integer, got {value!r}")
         self.num_feat = num_feat
@@ -88,8 +95,9 @@ class W2AMSN(nn.Module):
         concat_feat = (num_block + 1) * num_feat
         self.global_attention = make_attention(global_attention, concat_feat)
         self.global_fusion = nn.Conv2d(concat_feat, num_feat, 1)
-        self.upsample = PixelShuffleUpsampler(upscale, num_feat)
-        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, padding=1)
+        self.upsample_in = nn.Identity() if up_feat == num_feat else nn.Conv2d(num_feat, up_feat, 1)
+        self.upsample = PixelShuffleUpsampler(upscale, up_feat)
+        self.conv_last = nn.Conv2d(up_feat, num_out_ch, 3, padding=1)
         self.fold_global = True
 
     def _concat_features(self, x_s: torch.Tensor) -> torch.Tensor:
@@ -133,4 +141,4 @@ class W2AMSN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_s = self.sfe(x)
         fused = self._attend_and_fuse(self._concat_features(x_s))
-        return self.conv_last(self.upsample(fused + x_s))
+        return self.conv_last(self.upsample(self.upsample_in(fused + x_s)))

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..archs.presets import PRESETS, preset
 
-from ..archs.complexity import TABLE_II, count
+from ..archs.complexity import TABLE_II, UPSAMPLE_READING, count
 from ..results.files import write_json
 from ..results.output_paths import output_file_problem
 
@@ -64,6 +64,19 @@ def _width_rows(size: tuple[int, int]) -> list[dict[str, Any]]:
     return rows
 
 
+def _upsample_rows(scales: list[int], size: tuple[int, int]) -> list[dict[str, Any]]:
+    """W²AMSN and W²AMSN-S with the upsampler on 8a features (UPSAMPLE_READING) per scale."""
+    rows = []
+    for name in ("W2AMSN", "W2AMSN-S"):
+        for scale in scales:
+            row: dict[str, Any] = {"model": name, "scale": scale, **UPSAMPLE_READING}
+            row.update(count({**preset(name, scale), **UPSAMPLE_READING}, size))
+            if scale == 2:
+                row["paper_params"], row["paper_macs"] = TABLE_II[name]
+            rows.append(row)
+    return rows
+
+
 def _m(n: float) -> str:
     return f"{n / 1e6:.2f}M"
 
@@ -72,7 +85,8 @@ def _g(n: float) -> str:
     return f"{n / 1e9:.2f}G"
 
 
-def _format(models: list[dict[str, Any]], widths: list[dict[str, Any]], size: tuple[int, int]) -> str:
+def _format(models: list[dict[str, Any]], widths: list[dict[str, Any]], size: tuple[int, int],
+            upsample: list[dict[str, Any]] = ()) -> str:
     h, w = size
     lines = [f"Model size on a 1x{h}x{w} LR input (MACs = FLOPs/2 from torch.utils.flop_counter);",
              "paper = Table II (T2 x2).", "",
@@ -98,6 +112,15 @@ def _format(models: list[dict[str, Any]], widths: list[dict[str, Any]], size: tu
         lines.append(f"| {r['mid_feat_multiple']}a = {r['mid_feat']} | {_m(big['params'])} | "
                      f"{_g(big['macs_nominal'])} | {_m(small['params'])} | "
                      f"{_g(small['macs_nominal'])} | {r['per_block_params'] / 1e3:.0f}k |")
+    if upsample:
+        lines += ["", f"Upsampler on 8a = {UPSAMPLE_READING['upsample_feat']} features "
+                  "(upsample_feat; conv1x1 a -> 8a, EDSR-style conv3x3 8a -> p²8a per factor p):", "",
+                  "| model | scale | params | MACs (nominal) | paper params | paper MACs |",
+                  "|---|---|---|---|---|---|"]
+        for r in upsample:
+            paper = (_m(r["paper_params"]), _g(r["paper_macs"])) if "paper_params" in r else ("", "")
+            lines.append(f"| {r['model']} | x{r['scale']} | {_m(r['params'])} | "
+                         f"{_g(r['macs_nominal'])} | {paper[0]} | {paper[1]} |")
     return "\n".join(lines)
 
 
@@ -123,11 +146,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     models = _model_rows(list(args.scale), size)
     widths = _width_rows(size)
-    print(_format(models, widths, size))
+    upsample = _upsample_rows(list(args.scale), size)
+    print(_format(models, widths, size, upsample))
     if args.json:
         try:
             write_json(args.json, {"input_size": list(size), "models": models,
-                                   "mid_feat_candidates": widths})
+                                   "mid_feat_candidates": widths,
+                                   "upsample_feat_reading": upsample})
         except OSError as err:
             print(f"w2amsn stats: error: cannot write {args.json}: {err.strerror or err}",
                   file=sys.stderr)
