@@ -14,6 +14,8 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from . import slice_bank
+from .augment import MRAugment
+from .degradations import bicubic_downscale
 from .ixi import parse_slice_key
 from .lmdb_io import readonly_env
 from .png16 import decode_png
@@ -54,6 +56,10 @@ class IXIPairedDataset(data.Dataset):
                 ``bank``/``bank_index`` and :class:`~w2amsn_plugin.models.MRSRModel` makes the
                 batch. ``auto``: when the bank takes under 40% of the free memory. Default: False
                 (the generated options say ``auto``).
+            mr_augment (dict): training only: draw an ordinary scan's look on each HR patch
+                (:class:`~.augment.MRAugment`: resolution, contrast, bias field, window, Rician
+                noise; ``{}`` for its defaults) and make the LR patch from the augmented HR patch
+                with MATLAB bicubic (the LR database is then not read). Default: none.
 
     Items: ``lq`` (1xhxw float32), ``gt`` (1xHxW), ``lq_path``/``gt_path`` (the LMDB key, or the
     file path in folder mode), ``key`` (e.g. ``IXI002-Guys-0828_T1_s042``), ``subject``
@@ -103,7 +109,9 @@ class IXIPairedDataset(data.Dataset):
                 self.slices.append(parse_slice_key(key))
             except ValueError as err:
                 raise ValueError(f"{self.gt_folder}: {err}") from None
-        self.bank_id = self._bank() if opt.get("phase") == "train" else None
+        self.mr_augment = (MRAugment.from_options(opt["mr_augment"] or {})
+                           if opt.get("phase") == "train" and "mr_augment" in opt else None)
+        self.bank_id = self._bank() if opt.get("phase") == "train" and self.mr_augment is None else None
 
     def _bank(self) -> str | None:
         """Register the slice bank when ``on_device`` asks for one (module doc of slice_bank)."""
@@ -142,6 +150,9 @@ class IXIPairedDataset(data.Dataset):
         gt_path = self.paths[index]["gt_path"]
         lq_path = self.paths[index]["lq_path"]
         img_gt = self._read(gt_path, self.gt_folder)
+        if self.mr_augment is not None:
+            img_gt, img_lq = self._augmented_pair(img_gt)
+            return self._item(index, img_gt, img_lq)
         img_lq = self._read(lq_path, self.lq_folder)
         if img_gt.shape[:2] != (img_lq.shape[0] * self.scale, img_lq.shape[1] * self.scale):
             raise ValueError(f"{gt_path}: GT shape {img_gt.shape[:2]} is not {self.scale}x the "
@@ -151,12 +162,28 @@ class IXIPairedDataset(data.Dataset):
                                                 self.scale, gt_path)
             img_gt, img_lq = augment([img_gt, img_lq], self.opt.get("use_hflip", True),
                                      self.opt.get("use_rot", True))
+        return self._item(index, img_gt, img_lq)
+
+    def _item(self, index: int, img_gt: np.ndarray, img_lq: np.ndarray) -> dict:
         subject, modality, slice_index = self.slices[index]
         return {
-            "lq": _to_tensor(img_lq), "gt": _to_tensor(img_gt), "lq_path": lq_path,
-            "gt_path": gt_path, "key": self.keys[index], "subject": subject,
+            "lq": _to_tensor(img_lq), "gt": _to_tensor(img_gt), "lq_path": self.paths[index]["lq_path"],
+            "gt_path": self.paths[index]["gt_path"], "key": self.keys[index], "subject": subject,
             "modality": modality, "slice_index": slice_index,
         }
+
+    def _augmented_pair(self, img_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``mr_augment``: a random HR crop (larger for the resolution step), its augmented
+        ``gt_size`` patch, flipped/rotated, and the LR patch made from it (MATLAB bicubic)."""
+        size = int(self.opt["gt_size"])
+        rng = np.random.default_rng(np.random.randint(2**31))
+        h, w = img_gt.shape[:2]
+        side = min(self.mr_augment.crop_size(size, rng), h, w)
+        top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        hr = self.mr_augment(img_gt[top:top + side, left:left + side, 0], size, rng)[:, :, None]
+        hr = augment([hr], self.opt.get("use_hflip", True), self.opt.get("use_rot", True))
+        lr = np.clip(bicubic_downscale(hr[:, :, 0], self.scale), 0.0, 1.0).astype(np.float32)
+        return hr, lr[:, :, None]
 
     def __len__(self) -> int:
         return len(self.paths)
