@@ -108,7 +108,7 @@ BAD_TRAIN_INPUTS = {
     "total_iter_abc": (["train:total_iter=abc"], ["train:total_iter", "'abc'"]),
     "unclosed_list": (["train:total_iter=[unclosed"], ["[unclosed", "not a list"]),
     "two_equals": (["path:pretrain_network_g=a=b"], ["one '='"]),
-    "lr_as_string": (["train:optim_g:lr=1e-4"], ["train:optim_g:lr", "1.0e-4"]),
+    "lr_as_string": (["train:optim_g:lr=1e-4"], ["train:optim_g:lr", "write 0.0001", "1.0e-04"]),
     "missing_pretrain": (["path:pretrain_network_g={tmp}/nope.pth"], ["nope.pth", "not found"]),
     "empty_pretrain": (["path:pretrain_network_g={zero}"], ["zero.pth", "empty"]),
     "truncated_pretrain": (["path:pretrain_network_g={trunc}"], ["trunc.pth", "truncated"]),
@@ -356,6 +356,16 @@ def test_kill_one_ddp_rank_ends_the_other_and_torchrun(db, tmp_path):
         proc.kill()
     assert proc.returncode != 0 and ended < 30, ended
     assert not Path(f"/proc/{ranks[0]}").exists() or "zombie" in Path(f"/proc/{ranks[0]}/status").read_text()
+    print(f"torchrun ended {ended:.1f} s after kill -9 of rank 1")
+    # DDP --auto_resume continues from the newest intact state
+    last = max(int(p.stem) for p in (exp / "training_states").glob("*.state"))
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          f"--master_port={port}", "-m", "w2amsn_plugin.cli", "train", "-opt", opt,
+                          "--launcher", "pytorch", "--auto_resume", "--force_yml",
+                          f"train:total_iter={last + 2}"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert _log_has(exp, f"iter: {last}.") and (exp / "training_states" / f"{last + 2}.state").is_file()
 
 
 # -------------------------------------------------------------------------------- preparation

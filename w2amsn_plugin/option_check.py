@@ -157,8 +157,9 @@ def _is_number(value: Any) -> bool:
 
 def _want(ok: bool, path: str, where: str, value: Any, what: str) -> None:
     if not ok:
-        hint = " (YAML reads 1e-4 as a string: write 1.0e-4)" if isinstance(value, str) and re.fullmatch(
-            r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value) else ""
+        number = isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value)
+        hint = (f" ({value} is read as text: write {float(value):g} or, in the YAML file, "
+                f"{float(value):.1e})") if number else ""
         raise OptionsError(f"{path}: {where} must be {what}, not {value!r}{hint}")
 
 
@@ -188,14 +189,15 @@ def _check_values(opt: dict, path: str, is_train: bool) -> None:
         if is_train and phase != "train" and str(phase).split("_")[0] != "val":
             raise OptionsError(f"{path}: {where}: training datasets are 'train' and 'val[_N]'")
         if is_train and phase == "train":
-            for key in ("batch_size_per_gpu", "gt_size"):
-                if key in section or key == "batch_size_per_gpu":
-                    _want(_is_int(section.get(key)) and section[key] >= 1, path, f"{where}:{key}",
-                          section.get(key), "a positive integer")
+            batch = section.get("batch_size_per_gpu")
+            _want(_is_int(batch) and batch >= 1, path, f"{where}:batch_size_per_gpu", batch,
+                  "a positive integer")
             ratio = section.get("dataset_enlarge_ratio", 1)
             _want(_is_int(ratio) and ratio >= 1, path, f"{where}:dataset_enlarge_ratio", ratio,
                   "a positive integer")
             gt_size = section.get("gt_size")
+            _want(gt_size is None or (_is_int(gt_size) and gt_size >= 1), path, f"{where}:gt_size",
+                  gt_size, "a positive integer")
             if gt_size is not None and gt_size % scale:
                 raise OptionsError(f"{path}: {where}:gt_size {gt_size} is not a multiple of "
                                    f"scale {scale}")
