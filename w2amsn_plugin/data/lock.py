@@ -53,6 +53,10 @@ def _acquire(path: Path) -> int:
             os.close(fd)
             raise FolderLocked(f"{path.parent}: another run is writing into it ({_describe(owner)}, "
                                f"lock {path}); wait for it to end or stop it") from None
+        except OSError as err:  # e.g. ENOLCK: a file system without flock
+            os.close(fd)
+            raise FolderLocked(f"{path}: cannot be locked ({err.strerror}); use an --out on a "
+                               "local file system") from None
         try:
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
