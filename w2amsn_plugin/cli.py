@@ -1,9 +1,13 @@
 """Console entry points.
 
 ``basicsr train|test -opt X.yml [BasicSR's own flags]``: import the plugin (so its registrations
-exist), check the options file, then call BasicSR's ``train_pipeline`` / ``test_pipeline`` with
-the current working directory as root, so ``experiments/``, ``results/`` and ``tb_logger/`` land
-where the user runs the command (``python -m basicsr.train`` would put them in site-packages).
+exist), check the options file and every file the run will read (checkpoints, the state to resume
+from, the LMDBs: :func:`w2amsn_plugin.option_check.check_run_inputs`; one line and exit 2 before
+BasicSR creates or archives any folder), then call BasicSR's ``train_pipeline`` /
+``test_pipeline`` with the current working directory as root, so ``experiments/``, ``results/``
+and ``tb_logger/`` land where the user runs the command (``python -m basicsr.train`` would put
+them in site-packages). Ctrl-C is one line and exit 130; a run folder BasicSR archived is renamed
+back when the run fails before writing any result (docs/reliability.md).
 ``python -m w2amsn_plugin.cli train ...`` is the same command, for ``torchrun``.
 
 ``w2amsn <verb>``: the plugin's own tools; verb ``a-b`` lives in :mod:`w2amsn_plugin.commands.a_b`,
@@ -69,12 +73,14 @@ def basicsr_main(argv: Sequence[str] | None = None) -> int:
     """``basicsr train|test``: check the options, then run BasicSR's pipeline from the cwd."""
     args = _basicsr_parser().parse_args(argv)
     prog = f"basicsr {args.verb}"
+    from .option_check import OptionsError
+
     try:
         _check_inputs(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted before the run started", file=sys.stderr)
         return 130
-    except ValueError as err:  # OptionsError: a user's mistake, one line
+    except OptionsError as err:  # a user's mistake, one line
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     import torch.distributed as dist
