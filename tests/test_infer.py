@@ -1,6 +1,7 @@
 """Whole-volume inference (w2amsn_plugin.infer, `w2amsn infer`) on crops of the shipped Colin27."""
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from torch import nn
 from w2amsn_plugin import device_caps, inference as infer
 from w2amsn_plugin.inference import engine
 from w2amsn_plugin.inference import geometry as geo
+from w2amsn_plugin.data.planes import ANATOMICAL_PLANES
 from w2amsn_plugin.archs import W2AMSN
 from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.data.samples import sample_path
@@ -115,8 +117,11 @@ def test_plan_tiles_bounds_pixels_per_call():
     assert infer.plan_tiles(40, 48, 8) == infer.TilePlan(batch=8, tile=None)
     plan = infer.plan_tiles(256, 256, 8, max_pixels=3 * 256 * 256)
     assert (plan.batch, plan.tile) == (3, None)
-    plan = infer.plan_tiles(256, 256, 8, max_pixels=8 * 256 * 256, self_ensemble=True)
-    assert (plan.batch, plan.tile) == (1, None)  # the x8 ensemble runs 8 copies per call
+    assert infer.plan_tiles(256, 256, None, max_pixels=5 * 256 * 256).batch == 5  # no cap
+    # the x8 ensemble runs at the plain plan: 8 calls per batch, each of the plain size
+    plain = infer.plan_tiles(181, 217, 8)
+    assert plain.forward_calls(181, 181, 217, self_ensemble=True) == 8 * plain.forward_calls(
+        181, 181, 217) == 8 * 181
     plan = infer.plan_tiles(300, 200, 8, max_pixels=100 * 100, overlap=10)
     assert plan.tile == 80
     (win_h, win_w), boxes = plan.windows(300, 200)
@@ -213,9 +218,9 @@ def test_cli_shapes_affines_and_codes(colin_crop, tiny_weights, tmp_path, scale,
     assert _infer("--input", colin_crop, "--output", out_path, "--weights", tiny_weights[scale],
                   "--plane", plane) == 0
     src, out = nib.load(colin_crop), nib.load(out_path)
-    scales = [1 if ax == geo.PLANES[plane] else scale for ax in range(3)]  # input is RAS
+    scales = [1 if ax == ANATOMICAL_PLANES[plane] else scale for ax in range(3)]  # input is RAS
     assert out.shape == tuple(n * s for n, s in zip(src.shape, scales))
-    assert out.get_data_dtype() == np.uint8
+    assert out.get_data_dtype() == np.float32  # uint8 input: float32 by default
     np.testing.assert_allclose(out.header.get_zooms(), np.array(src.header.get_zooms()) / scales)
     assert (int(out.header["qform_code"]), int(out.header["sform_code"])) == (1, 4)
     vox = geo.upscale_voxel_map(scales)
@@ -240,11 +245,11 @@ def test_cli_bicubic_model_gives_bicubic_in_input_units(colin_crop, bicubic_weig
     out_path = tmp_path / "sr.nii.gz"
     assert _infer("--input", lr, "--output", out_path, "--weights", bicubic_weights[3]) == 0
     out = nib.load(out_path)
-    assert out.get_data_dtype() == dtype
+    assert out.get_data_dtype() == (np.float32 if dtype == np.uint8 else dtype)
     got = np.asanyarray(out.dataobj)
     ref = _bicubic_reference(data, 3, plane_axis=2)
     assert data.max() > np.percentile(data, 99.5)  # the crop has voxels above the clip
-    if dtype == np.float32:
+    if out.get_data_dtype() == np.float32:
         np.testing.assert_allclose(got, ref, atol=1e-4 * np.abs(data).max())
     else:
         info = np.iinfo(dtype)
@@ -276,20 +281,31 @@ def test_cli_non_canonical_orientation_round_trip(colin_crop, bicubic_weights, t
                                geo.voxel_corners_world(pil_aff, pil_data.shape), atol=1e-4)
 
 
-def test_cli_4d_input(colin_crop, bicubic_weights, tmp_path, capsys):
+def test_cli_4d_input_runs_every_volume(colin_crop, tiny_weights, tmp_path, capsys):
     data = np.asanyarray(nib.load(colin_crop).dataobj)
-    series = _save_like(colin_crop, np.stack([data, 255 - data], axis=-1), tmp_path / "4d.nii.gz")
-    args = ("--input", series, "--weights", bicubic_weights[2])
-    assert _infer(*args, "--output", tmp_path / "a.nii.gz") == 2
-    assert "4-D file with 2 volumes; pick one with --volume-index" in capsys.readouterr().err
+    series = _save_like(colin_crop, np.stack([data, 255 - data, data // 2], axis=-1),
+                        tmp_path / "4d.nii.gz")
+    hdr = nib.load(series).header
+    hdr.set_zooms((1.0, 1.0, 1.0, 2.5))  # TR kept
+    nib.save(nib.Nifti1Image(np.asanyarray(nib.load(series).dataobj), hdr.get_best_affine(), hdr),
+             series)
+    args = ("--input", series, "--weights", tiny_weights[2])
+    assert _infer(*args, "--output", tmp_path / "all.nii.gz") == 0
     assert _infer(*args, "--output", tmp_path / "b.nii.gz", "--volume-index", "5") == 2
+    assert "--volume-index 5 out of range (0..2)" in capsys.readouterr().err
     assert _infer(*args, "--output", tmp_path / "c.nii.gz", "--volume-index", "1") == 0
     single = _save_like(colin_crop, (255 - data)[..., None], tmp_path / "4d1.nii.gz")
-    assert _infer("--input", single, "--weights", bicubic_weights[2],
+    assert _infer("--input", single, "--weights", tiny_weights[2],
                   "--output", tmp_path / "d.nii.gz") == 0
-    c, d = (nib.load(tmp_path / f"{n}.nii.gz") for n in "cd")
-    assert c.shape == d.shape == (74, 86, 5)
+    every, c, d = (nib.load(tmp_path / f"{n}.nii.gz") for n in ("all", "c", "d"))
+    assert c.shape == d.shape == (74, 86, 5) and every.shape == (74, 86, 5, 3)
+    assert every.header.get_zooms() == (0.5, 0.5, 1.0, 2.5)
     np.testing.assert_array_equal(np.asanyarray(c.dataobj), np.asanyarray(d.dataobj))
+    # each volume is normalised on its own, as when run alone
+    np.testing.assert_allclose(np.asanyarray(every.dataobj)[..., 1], np.asanyarray(c.dataobj),
+                               atol=1e-4)
+    sidecar = json.loads((tmp_path / "all.json").read_text())
+    assert len(sidecar["normalisation"]["windows"]) == 3 and sidecar["input"]["volumes"] == 3
 
 
 def test_cli_user_errors_are_one_line(colin_crop, tiny_weights, tmp_path, capsys):
@@ -299,7 +315,7 @@ def test_cli_user_errors_are_one_line(colin_crop, tiny_weights, tmp_path, capsys
     cases = [
         (("--input", nan_path, "--output", tmp_path / "o.nii.gz"), "1 NaN/inf voxels"),
         (("--input", tmp_path / "none.nii", "--output", tmp_path / "o.nii.gz"), "not found"),
-        (("--input", colin_crop, "--output", tmp_path / "o.img"), "must end with .nii"),
+        (("--input", colin_crop, "--output", tmp_path / "o.txt"), "must end with .nii"),
     ]
     for args, message in cases:
         assert _infer(*args, "--weights", tiny_weights[2]) == 2
@@ -316,7 +332,9 @@ def test_cli_dry_run_prints_plan_and_writes_nothing(colin_crop, tiny_weights, tm
     text = capsys.readouterr().out
     assert not out_path.exists()
     for part in ("shape 37x43x5", "voxel 1x1x1 mm, RAS", "5 slices of 37x43", "x2",
-                 "shape 74x86x5, voxel 0.5x0.5x1 mm, uint8", "W2AMSN", "bf16", "tiles of 12 px"):
+                 "shape 74x86x5, voxel 0.5x0.5x1 mm, float32", "W2AMSN", "bf16", "tiles of 12 px",
+                 "plane   acquisition (default: the training plane is unknown)",
+                 "training in-plane voxel size unknown"):
         assert part in text, part
 
 
@@ -403,3 +421,267 @@ def test_cuda_matches_cpu():
     ens_cpu = infer.super_resolve_volume(vol, net, 2, self_ensemble=True, bf16=False)
     ens_gpu = infer.super_resolve_volume(vol, net, 2, self_ensemble=True, device="cuda")  # bf16 auto
     np.testing.assert_allclose(ens_gpu, ens_cpu, atol=1e-2)
+
+
+# --------------------------------------------------------------------------- issue 16: the engine
+
+class _CountingNet(nn.Module):
+    """Bicubic x2 that records the LR pixels of every call (and fails on big batches when asked)."""
+
+    def __init__(self, oom_above: int | None = None) -> None:
+        super().__init__()
+        self.pixels: list[int] = []
+        self.oom_above = oom_above
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.oom_above is not None and x.shape[0] > self.oom_above:
+            raise torch.OutOfMemoryError("fake: out of memory")
+        self.pixels.append(x.numel())
+        return infer.bicubic_upsample(x, 2)
+
+
+def _old_ensemble(vol: np.ndarray, net: nn.Module) -> np.ndarray:
+    """The ensemble as it was before issue 16: all 8 transforms of whole slices in one call
+    (archs.self_ensemble), slice by slice along axis 0."""
+    from w2amsn_plugin.archs.self_ensemble import self_ensemble
+
+    with torch.inference_mode():
+        x = torch.from_numpy(vol).unsqueeze(1)
+        return self_ensemble(lambda t: net(t).float(), x)[:, 0].numpy()
+
+
+def test_ensemble_runs_at_the_plain_plan_and_gives_the_old_results():
+    vol = np.random.default_rng(5).random((4, 40, 37)).astype(np.float32)
+    counting = _CountingNet()
+    plan = infer.TilePlan(batch=2, tile=16, overlap=4)
+    engine._run_plan(vol, counting, 2, 0, plan, False, False, "cpu")
+    plain = list(counting.pixels)
+    counting.pixels.clear()
+    engine._run_plan(vol, counting, 2, 0, plan, True, False, "cpu")
+    assert len(counting.pixels) == 8 * len(plain) and max(counting.pixels) == max(plain)
+    assert sum(counting.pixels) == 8 * sum(plain)
+    torch.manual_seed(0)
+    net = W2AMSN(num_feat=4, num_block=1, upscale=2).eval()
+    new = infer.super_resolve_volume(vol, net, 2, plane_axis=0, self_ensemble=True, bf16=False)
+    np.testing.assert_allclose(new, _old_ensemble(vol, net), atol=1e-5)
+
+
+def test_tiled_ensemble_equals_untiled_for_a_local_network():
+    torch.manual_seed(0)
+    net = W2AMSN(num_feat=4, num_block=1, upscale=2, block_attention="none",
+                 global_attention="none")
+    vol = np.random.default_rng(6).random((2, 45, 38)).astype(np.float32)
+    whole = engine._run_plan(vol, net, 2, 0, infer.TilePlan(batch=8), True, False, "cpu")
+    tiled = engine._run_plan(vol, net, 2, 0, infer.TilePlan(batch=3, tile=16, overlap=12),
+                             True, False, "cpu")
+    assert np.abs(tiled - whole).max() < 1e-5
+
+
+@pytest.mark.parametrize("tile", [None, 12])
+def test_device_path_on_cpu_staged_copies_and_normalisation(tile):
+    """The CUDA path's pieces on the CPU: per-batch normalisation from the volume's window,
+    double-buffered copy-back, equal to normalising the whole volume first (the old way)."""
+    from w2amsn_plugin.data.normalization import normalize_intensity
+
+    torch.manual_seed(0)
+    net = W2AMSN(num_feat=4, num_block=1, upscale=2).eval()
+    vol = (np.random.default_rng(7).random((5, 30, 26)) * 900).astype(np.float32)
+    vol[2, 3, 4] = 5000  # above the clip: bicubic of the excess is added back
+    norm, lo, hi = normalize_intensity(vol)
+    plan = infer.TilePlan(batch=2, tile=tile, overlap=6)
+    direct = engine._run_plan(norm, net, 2, 0, plan, False, False, "cpu")
+    excess = torch.from_numpy(np.maximum(vol - np.float32(hi), 0) / np.float32(hi - lo))
+    expected = (direct + infer.bicubic_upsample(excess, 2).numpy()) * np.float32(hi - lo) + lo
+    for staged in (False, True):
+        got = engine._run_plan(vol, net, 2, 0, plan, False, False, "cpu",
+                               window=engine._Window(lo, hi), staged=staged)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * hi)
+    np.testing.assert_allclose(infer.super_resolve_array(vol, net, 2, plane_axis=0, plan=plan,
+                                                         bf16=False), expected, rtol=1e-5,
+                               atol=1e-5 * hi)
+
+
+def test_out_of_memory_batches_are_split():
+    vol = np.random.default_rng(8).random((7, 9, 11)).astype(np.float32)
+    net = _CountingNet(oom_above=2)
+    got = engine._run_plan(vol, net, 2, 0, infer.TilePlan(batch=7), False, False, "cpu")
+    np.testing.assert_allclose(got, _bicubic_reference(vol, 2, 0), atol=1e-5)
+    assert max(net.pixels) <= 2 * 9 * 11
+    with pytest.raises(torch.OutOfMemoryError):
+        engine._run_plan(vol, _CountingNet(oom_above=0), 2, 0, infer.TilePlan(batch=7), False,
+                         False, "cpu")
+
+
+def test_devices_and_memory_budget():
+    assert engine.check_device("cpu") == torch.device("cpu")
+    assert engine.auto_max_pixels("cpu", 4, True) == infer.DEFAULT_MAX_PIXELS
+    for bad, message in (("banana", "not a device"), ("meta", "only cpu and cuda")):
+        with pytest.raises(infer.InferenceError, match=message):
+            engine.check_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(infer.InferenceError, match="CUDA is not available"):
+            engine.check_device("cuda:0")
+    with pytest.raises(infer.InferenceError, match="under 8 px"):
+        infer.plan_tiles(100, 100, tile=7)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_path_matches_cpu_with_staged_copies():
+    torch.manual_seed(0)
+    net = W2AMSN(num_feat=4, num_block=1, upscale=2)
+    vol = (np.random.default_rng(9).random((6, 40, 33)) * 700).astype(np.float32)
+    plan = infer.TilePlan(batch=2, tile=16, overlap=8)
+    cpu = infer.super_resolve_array(vol, net, 2, plane_axis=0, plan=plan, bf16=False)
+    gpu = infer.super_resolve_array(vol, net, 2, plane_axis=0, plan=plan, bf16=False,
+                                    device="cuda")  # TF32 convolutions
+    np.testing.assert_allclose(gpu, cpu, atol=2e-3 * 700)
+    assert engine.auto_max_pixels("cuda", 2) >= infer.DEFAULT_MAX_PIXELS
+
+
+# --------------------------------------------------------------------------- issue 16: the CLI
+
+def _manifest_experiment(root: Path, protocol: dict | None, scale: int = 2) -> Path:
+    """An experiment run in ``root`` (BasicSR layout) whose options name a database beside a
+    manifest ``IXI_T1_split.json`` carrying ``protocol`` (none: an older manifest)."""
+    db = root / "datasets" / "IXI_T1"
+    db.mkdir(parents=True)
+    (db / "IXI_T1_split.json").write_text(json.dumps(
+        {"volumes": [], **({"protocol": protocol} if protocol is not None else {})}))
+    exp = root / "experiments" / "T1_x2"
+    weights = _experiment(exp, TINY, scale)
+    opt = yaml.safe_load((exp / "T1_x2.yml").read_text())
+    opt["datasets"] = {"train": {"dataroot_gt": "datasets/IXI_T1/IXI_T1_train_HR.lmdb",
+                                 "gt_size": 40}}
+    (exp / "T1_x2.yml").write_text(yaml.safe_dump(opt))
+    return weights
+
+
+def test_training_protocol_is_found_from_the_experiment_root(tmp_path, monkeypatch):
+    from w2amsn_plugin.inference.loading import load_model_info
+    from w2amsn_plugin.inference.protocol import training_protocol
+
+    weights = _manifest_experiment(tmp_path, {"plane": "sagittal", "in_plane_voxel_mm": [0.9375, 0.9375],
+                                              "percentile": 99.0})
+    monkeypatch.chdir(weights.parent)  # not the folder training ran in
+    model = load_model_info(weights)
+    proto = training_protocol(model.options, model.options_path, model.scale)
+    assert proto.manifest == tmp_path / "datasets" / "IXI_T1" / "IXI_T1_split.json"
+    assert (proto.plane, proto.in_plane_voxel_mm, proto.percentile, proto.lr_patch) == (
+        "sagittal", (0.9375, 0.9375), 99.0, 20)
+    old = training_protocol({"datasets": {"train": {"dataroot_gt": "nowhere/IXI_T1_train_HR.lmdb"}}},
+                            None, 2)
+    assert (old.manifest, old.plane, old.in_plane_voxel_mm, old.percentile) == (None,) * 4
+
+
+def test_cli_plane_and_percentile_default_to_the_training_manifest(colin_crop, tmp_path, capsys):
+    weights = _manifest_experiment(tmp_path, {"plane": "coronal", "in_plane_voxel_mm": [1.0, 1.05],
+                                              "percentile": 99.0})
+    assert _infer("--input", colin_crop, "--output", tmp_path / "sr.nii.gz", "--weights", weights,
+                  "--dry-run") == 0
+    text = capsys.readouterr().out
+    assert "plane   coronal (recorded by the training manifest" in text
+    assert "percentile 99 (the training manifest" in text
+    assert "input in-plane 1x1 mm vs training 1x1.05 mm" in text and "within 30%" in text
+    assert _infer("--input", colin_crop, "--output", tmp_path / "sr.nii.gz", "--weights", weights,
+                  "--plane", "axial", "--dry-run") == 0
+    assert "plane   axial (--plane)" in capsys.readouterr().out
+
+
+def test_cli_voxel_size_warning_is_one_line(colin_crop, tmp_path, capsys):
+    weights = _manifest_experiment(tmp_path, {"plane": "axial", "in_plane_voxel_mm": [0.5, 0.5]})
+    out_path = tmp_path / "sr.nii.gz"
+    assert _infer("--input", colin_crop, "--output", out_path, "--weights", weights) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("w2amsn infer: warning: ")
+    assert "1x1 mm is 100% off the training slices' 0.5x0.5 mm" in err[0]
+    assert json.loads((tmp_path / "sr.json").read_text())["warnings"] == [err[0][23:]]
+
+
+def test_cli_sidecar_records_the_provenance(colin_crop, tiny_weights, tmp_path, capsys):
+    import hashlib
+
+    out_path = tmp_path / "sr.nii.gz"
+    assert _infer("--input", colin_crop, "--output", out_path, "--weights", tiny_weights[2],
+                  "--self-ensemble") == 0
+    rec = json.loads((tmp_path / "sr.json").read_text())
+    sha = lambda p: hashlib.sha256(Path(p).read_bytes()).hexdigest()  # noqa: E731
+    assert rec["input"]["sha256"] == sha(colin_crop) and rec["input"]["path"] == str(colin_crop)
+    assert rec["weights"]["sha256"] == sha(tiny_weights[2]) and rec["weights"]["params"] == "params"
+    assert rec["network"] == {"type": "W2AMSN", "scale": 2, "parameters": rec["network"]["parameters"]}
+    assert rec["options"].endswith(".yml") and rec["self_ensemble"] is True
+    assert rec["plane"]["name"] == "acquisition" and rec["plane"]["anatomical"] == "axial"
+    assert rec["precision"] == "fp32" and rec["tiling"]["forward_calls"] == 8  # 1 batch x 8
+    assert set(rec["versions"]) == {"w2amsn_plugin", "torch", "basicsr", "nibabel", "numpy", "python"}
+    assert rec["wall_seconds"] > 0 and rec["output"]["dtype"] == "float32"
+    lo, hi = rec["normalisation"]["windows"][0]
+    data = np.asanyarray(nib.load(colin_crop).dataobj).astype(np.float32)
+    assert (lo, hi) == (float(data.min()), float(np.percentile(data, 99.5)))
+    descrip = nib.load(out_path).header["descrip"].item().decode()
+    assert descrip.startswith(f"w2amsn_plugin {w2amsn_plugin.__version__} x2")
+    # --dry-run --json: the same record, planned
+    capsys.readouterr()
+    assert _infer("--input", colin_crop, "--output", tmp_path / "p.nii.gz", "--weights",
+                  tiny_weights[2], "--self-ensemble", "--dry-run", "--json") == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["dry_run"] is True and plan["wall_seconds"] is None
+    assert not (tmp_path / "p.nii.gz").exists() and not (tmp_path / "p.json").exists()
+    for key in ("input", "weights", "network", "plane", "normalisation", "tiling"):
+        assert plan[key] == rec[key] or key == "input" and plan[key]["sha256"] == rec[key]["sha256"]
+
+
+@pytest.mark.parametrize("dtype,choice,expected", [
+    (np.uint8, "auto", np.float32), (np.uint8, "input", np.uint8), (np.int8, "auto", np.float32),
+    (np.int16, "auto", np.int16), (np.uint16, "auto", np.uint16), (np.int16, "float32", np.float32),
+    (np.float64, "auto", np.float32), (np.float64, "input", np.float64), (np.uint8, "int16", np.int16)])
+def test_output_dtype_rule(dtype, choice, expected):
+    from w2amsn_plugin.inference.volumes import output_dtype
+
+    assert output_dtype(choice, np.dtype(dtype), nib.Nifti1Image)[0] == expected
+
+
+def test_cli_dtype_choice_and_refusal(colin_crop, bicubic_weights, tmp_path, capsys):
+    out = tmp_path / "u8.nii.gz"
+    assert _infer("--input", colin_crop, "--output", out, "--weights", bicubic_weights[2],
+                  "--dtype", "input") == 0
+    assert nib.load(out).get_data_dtype() == np.uint8
+    analyze = tmp_path / "lr.img"
+    src = nib.load(colin_crop)
+    nib.save(nib.AnalyzeImage(np.asanyarray(src.dataobj).astype(np.int16), src.affine), analyze)
+    assert _infer("--input", analyze, "--output", tmp_path / "a.img", "--weights",
+                  bicubic_weights[2], "--dtype", "uint16") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("w2amsn infer: error: --dtype uint16: Spm2AnalyzeImage cannot store uint16; "
+                   "choose another --dtype or output format")
+    assert not (tmp_path / "a.img").exists() and not (tmp_path / "a.hdr").exists()
+
+
+FORMATS = [  # (input class, input name, output name, output class)
+    (nib.Nifti1Image, "in.nii.gz", "out.mgz", nib.MGHImage),
+    (nib.MGHImage, "in.mgz", "out.mgz", nib.MGHImage),
+    (nib.MGHImage, "in.mgh", "out.nii", nib.Nifti1Image),
+    (nib.Nifti2Image, "in.nii", "out.nii.gz", nib.Nifti2Image),
+    (nib.Nifti1Pair, "in.img", "out.hdr", nib.Nifti1Pair),
+    (nib.Spm2AnalyzeImage, "in.img", "out.img", nib.Spm2AnalyzeImage),  # nibabel reads Analyze so
+    (nib.MGHImage, "in.mgz", "out.img", nib.Nifti1Pair),
+]
+
+
+@pytest.mark.parametrize("in_class,in_name,out_name,out_class", FORMATS)
+def test_cli_formats_in_and_out(colin_crop, bicubic_weights, tmp_path, in_class, in_name,
+                                out_name, out_class):
+    src = nib.load(colin_crop)
+    data = np.asanyarray(src.dataobj).astype(np.int16)
+    lr = tmp_path / in_name
+    nib.save(in_class(data, src.affine), lr)
+    assert type(nib.load(lr)) is in_class
+    out_path = tmp_path / out_name
+    assert _infer("--input", lr, "--output", out_path, "--weights", bicubic_weights[2]) == 0
+    out, lr_img = nib.load(out_path), nib.load(lr)
+    assert type(out) is out_class and out.get_data_dtype().newbyteorder("=") == np.int16
+    assert out.shape == (74, 86, 5)
+    np.testing.assert_allclose(geo.voxel_corners_world(out.affine, out.shape),
+                               geo.voxel_corners_world(lr_img.affine, lr_img.shape), atol=1e-4)
+    ref = _bicubic_reference(data, 2, plane_axis=2)
+    got = np.asanyarray(out.dataobj).astype(np.float64)
+    assert np.abs(got - np.clip(np.rint(ref), -32768, 32767)).max() <= 1
+    assert (tmp_path / "out.json").is_file()

@@ -9,6 +9,7 @@ import pytest
 from nibabel import orientations
 
 from w2amsn_plugin.inference import geometry as geo
+from w2amsn_plugin.data.planes import ANATOMICAL_PLANES
 
 # an oblique, anisotropic, non-canonical affine (voxel 0.9 x 1.2 x 3 mm, rotated, LPI-ish)
 _ROT = nib.eulerangles.euler2mat(0.3, -0.2, 0.1)
@@ -46,7 +47,7 @@ def test_voxel_corners_world_are_voxel_edges():
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_upscaled_affine_keeps_world_extent_and_divides_zooms(scale):
     shape = (11, 13, 7)
-    for normal in geo.PLANES.values():
+    for normal in ANATOMICAL_PLANES.values():
         scales = [scale if ax != normal else 1 for ax in range(3)]
         aff = geo.upscaled_affine(OBLIQUE, scales)
         out_shape = [n * s for n, s in zip(shape, scales)]

@@ -1,24 +1,33 @@
 """Whole-volume MR super-resolution with a trained model: the slice/tile engine behind
-``w2amsn infer`` (:mod:`w2amsn_plugin.commands.infer`).
+``w2amsn infer`` (:mod:`w2amsn_plugin.commands.infer`; docs/inference.md).
 
-``w2amsn infer --input lr.nii.gz --output sr.nii.gz --weights net_g_latest.pth`` reads a NIfTI
-or Analyze volume, normalises it per volume as training did (docs/data.md), super-resolves
-every slice of one anatomical plane in batches (tiled with overlap when a batch would exceed the
-memory cap), undoes the normalisation and writes a NIfTI whose grid is ``scale`` times finer in
-that plane over the same field of view (:mod:`w2amsn_plugin.inference.geometry`).
+Every slice of one plane of a 3-D volume goes through the network in batches (tiled with overlap
+when a batch would exceed the pixel budget). One code path serves the CPU and a GPU:
+
+- the volume (or a slab of it) is moved to the device once; batches are cut from it there;
+- :func:`super_resolve_array` normalises each batch on the device with the volume's intensity
+  window (:func:`w2amsn_plugin.data.normalization.intensity_window`, as training did), and maps
+  the network's output back to the input's units there too;
+- results come back through pinned host buffers on a side stream (CUDA), so the copy of one batch
+  overlaps the computation of the next; on the CPU they are written straight into the output;
+- on CUDA the pixel budget per call comes from the free device memory (:func:`auto_max_pixels`);
+  a batch that runs out of memory is split in halves and retried (on any device).
 
 Intensities brighter than the normalisation percentile are clipped for the network, which never
 saw values above 1 in training; what the clip removed is upsampled with MATLAB bicubic (the
 interpolation of the paper's degradation) and added back, so bright structures keep their values
 (at bicubic sharpness) and the output stays in the input's units. A model that is exactly bicubic
 upsampling therefore reproduces bicubic upsampling of the input.
+
+The x8 self-ensemble (W²AMSN+, paper Table III) runs the 8 dihedral transforms one after another
+on each batch of the plain pass's tile plan, so it costs 8 plain passes, not more.
 """
 from __future__ import annotations
 
 import functools
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -27,20 +36,33 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .. import device_caps
-from ..archs.self_ensemble import self_ensemble as ensemble_x8
-from ..data.normalization import DEFAULT_PERCENTILE, normalize_intensity
+from ..archs.self_ensemble import NUM_TRANSFORMS, inverse_transform, transform
+from ..data.normalization import DEFAULT_PERCENTILE, intensity_window
 from .loading import InferenceError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_TILE_OVERLAP", "TilePlan", "plan_tiles", "bicubic_upsample",
+__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_TILE_OVERLAP", "MIN_TILE", "TilePlan", "plan_tiles",
+           "bicubic_upsample", "check_device", "auto_max_pixels", "volume_window",
            "super_resolve_volume", "super_resolve_array"]
 
-#: LR pixels per forward call (batch x window area): one 256x256 LR slice. W2AMSN (a=32, t=20)
-#: peaks at about 5.7 KB per LR pixel in fp32 (4.3 KB in bf16; measured, x2), ~0.4 GiB per call;
-#: `w2amsn bench` measured the same speed as 4x more per call and half the peak memory (a 256x256x150
-#: volume at x4: 0.82 GiB above the output array for W2AMSN fp32, 1.69 GiB with 1 << 18).
+#: LR pixels per forward call on the CPU (batch x window area): one 256x256 LR slice. W2AMSN
+#: (a=32, t=20) peaks at about 5.7 KB per LR pixel in fp32 (4.3 KB in bf16; measured, x2), ~0.4 GiB
+#: per call; `w2amsn bench` measured the same speed as 4x more per call and half the peak memory
+#: (a 256x256x150 volume at x4: 0.82 GiB above the output array for W2AMSN fp32, 1.69 GiB with 1 << 18).
 DEFAULT_MAX_PIXELS = 1 << 16
 #: LR pixels of context on each side of a tile (its output is cropped away)
 DEFAULT_TILE_OVERLAP = 32
+#: smallest tile side (LR pixels): smaller tiles spend most of each call on the overlap
+MIN_TILE = 8
+#: slices per forward call at most, on the CPU (on CUDA only the pixel budget limits a batch)
+CPU_BATCH = 8
+#: device bytes budgeted per LR pixel of a forward call on CUDA: W2AMSN's measured 5.7 KB peak
+#: in fp32 with headroom; the output's scale**2 pixels (plus the ensemble's sum) are added
+_CUDA_BYTES_PER_LR_PIXEL = 8 << 10
+#: most LR pixels per CUDA call (64 slices of 256x256), the share of free memory used, and the
+#: largest slab of the LR volume held on the device at once
+_CUDA_MAX_PIXELS = 1 << 22
+_CUDA_FREE_SHARE = 0.5
+_SLAB_BYTES = 1 << 30
 
 # --------------------------------------------------------------------------- bicubic
 
@@ -94,88 +116,252 @@ class TilePlan:
                               x0, min(x0 + self.tile, width)))
         return (win_h, win_w), boxes
 
+    def forward_calls(self, n_slices: int, height: int, width: int,
+                      self_ensemble: bool = False) -> int:
+        """Network calls for ``n_slices`` slices (8 per batch with the x8 self-ensemble)."""
+        windows = n_slices * len(self.windows(height, width)[1])
+        return math.ceil(windows / self.batch) * (NUM_TRANSFORMS if self_ensemble else 1)
 
-def plan_tiles(height: int, width: int, batch: int = 8, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               tile: int | None = None, overlap: int = DEFAULT_TILE_OVERLAP,
-               self_ensemble: bool = False) -> TilePlan:
-    """Plan for ``height x width`` LR slices: whole slices, ``batch`` at most and no more than
-    ``max_pixels`` LR pixels per forward call; tiles (of side ``tile``, or the largest whose
-    window fits ``max_pixels``) when one slice alone would exceed it. The self-ensemble runs up
-    to 8 transformed copies per call, so it gets an eighth of ``max_pixels``."""
-    if batch < 1 or max_pixels < 1 or overlap < 0 or (tile is not None and tile < 1):
-        raise InferenceError("batch, max_pixels and tile must be positive, overlap >= 0")
-    if self_ensemble:
-        max_pixels = max(1, max_pixels // 8)
+
+def plan_tiles(height: int, width: int, batch: int | None = CPU_BATCH, *,
+               max_pixels: int = DEFAULT_MAX_PIXELS, tile: int | None = None,
+               overlap: int = DEFAULT_TILE_OVERLAP) -> TilePlan:
+    """Plan for ``height x width`` LR slices: whole slices, ``batch`` at most (None: no limit
+    but the pixels) and no more than ``max_pixels`` LR pixels per forward call; tiles (of side
+    ``tile``, or the largest whose window fits ``max_pixels``) when one slice alone would exceed
+    it. The x8 self-ensemble runs its transforms one after another at this same plan.
+    Tiles under :data:`MIN_TILE` px are refused, given or derived."""
+    if (batch is not None and batch < 1) or max_pixels < 1 or overlap < 0:
+        raise InferenceError(f"batch ({batch}) and max_pixels ({max_pixels}) must be positive, "
+                             f"overlap ({overlap}) >= 0")
+    if tile is not None and tile < MIN_TILE:
+        raise InferenceError(f"tile {tile}: tiles under {MIN_TILE} px are refused (each call "
+                             f"would be mostly overlap); use --tile >= {MIN_TILE}")
     if tile is None and height * width > max_pixels:
         tile = math.isqrt(max_pixels) - 2 * overlap
-        if tile < 8:
+        if tile < MIN_TILE:
             raise InferenceError(f"max_pixels {max_pixels} leaves tiles of {tile} px with "
-                                 f"overlap {overlap}; raise it or lower the overlap")
+                                 f"overlap {overlap} (under {MIN_TILE} px); raise it or lower "
+                                 "the overlap")
     if tile is not None and tile >= max(height, width):
         tile = None
-    plan = TilePlan(batch=1, tile=tile, overlap=overlap)
-    win_h, win_w = plan.windows(height, width)[0]
-    return TilePlan(batch=max(1, min(batch, max_pixels // (win_h * win_w))), tile=tile,
-                    overlap=overlap)
+    win_h, win_w = TilePlan(batch=1, tile=tile, overlap=overlap).windows(height, width)[0]
+    fit = max(1, max_pixels // (win_h * win_w))
+    return TilePlan(batch=fit if batch is None else min(batch, fit), tile=tile, overlap=overlap)
+
+
+# --------------------------------------------------------------------------- devices
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device` this machine has, or one-line :class:`InferenceError`."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise InferenceError(f"device {device!r}: not a device (use cpu, cuda or cuda:N)") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InferenceError(f"device {device!r}: CUDA is not available in this torch "
+                                 "build/machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InferenceError(f"device {device!r}: this machine has "
+                                 f"{torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise InferenceError(f"device {device!r}: only cpu and cuda are supported")
+    return dev
+
+
+def auto_max_pixels(device: str | torch.device, scale: int, self_ensemble: bool = False) -> int:
+    """LR pixels per forward call: :data:`DEFAULT_MAX_PIXELS` on the CPU; on CUDA, what half
+    of the free device memory holds at :data:`_CUDA_BYTES_PER_LR_PIXEL` per pixel plus the
+    output's ``scale**2`` float32 pixels (twice with the ensemble's sum)."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return DEFAULT_MAX_PIXELS
+    free, _ = torch.cuda.mem_get_info(dev)
+    per_pixel = _CUDA_BYTES_PER_LR_PIXEL + 4 * scale * scale * (3 if self_ensemble else 2)
+    return int(min(_CUDA_MAX_PIXELS, max(DEFAULT_MAX_PIXELS, _CUDA_FREE_SHARE * free / per_pixel)))
+
+
+def _default_plan(height: int, width: int, device: torch.device, scale: int,
+                  batch: int | None, self_ensemble: bool) -> TilePlan:
+    if batch is None and device.type == "cpu":
+        batch = CPU_BATCH
+    return plan_tiles(height, width, batch,
+                      max_pixels=auto_max_pixels(device, scale, self_ensemble))
 
 
 # --------------------------------------------------------------------------- the engine
 
-def _prepare(net: nn.Module, device: str) -> nn.Module:
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise InferenceError(f"device {device!r}: CUDA is not available in this torch build/machine")
+@dataclass(frozen=True)
+class _Window:
+    """The intensity window a batch is normalised with on the device (None: already in [0, 1])."""
+
+    lo: float
+    hi: float
+
+    def normalise(self, x: Tensor) -> Tensor:
+        return (x.clamp(self.lo, self.hi) - self.lo) / (self.hi - self.lo)
+
+    def restore(self, y: Tensor, x: Tensor, scale: int, bright: bool) -> Tensor:
+        """``y`` (network output for the normalised ``x``) in ``x``'s units: plus the bicubic
+        upsampling of what the clip removed where ``bright``, then ``* (hi - lo) + lo``."""
+        span = np.float32(self.hi - self.lo)
+        if bright:
+            excess = (x[:, 0] - np.float32(self.hi)).clamp_min_(0) / span
+            y[:, 0] += bicubic_upsample(excess, scale)
+        return y.mul_(float(span)).add_(float(np.float32(self.lo)))
+
+
+def _prepare(net: nn.Module, device: torch.device) -> nn.Module:
     return net.to(device=device, memory_format=torch.channels_last).eval()
 
 
-def _forward_fn(net: nn.Module, device: str, bf16: bool, ensemble: bool
+def _forward_fn(net: nn.Module, device: torch.device, bf16: bool, ensemble: bool
                 ) -> Callable[[Tensor], Tensor]:
-    dev_type = torch.device(device).type
-
     def forward(x: Tensor) -> Tensor:
-        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=bf16):
-            return net(x).float()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return net(x.contiguous(memory_format=torch.channels_last)).float()
 
-    return functools.partial(ensemble_x8, forward) if ensemble else forward
+    if not ensemble:
+        return forward
+
+    def ensemble_x8(x: Tensor) -> Tensor:
+        """Mean over the 8 dihedral transforms (:mod:`w2amsn_plugin.archs.self_ensemble`), one
+        network call each on the whole batch: the same pixels per call as a plain pass."""
+        total = None
+        for k in range(NUM_TRANSFORMS):
+            part = inverse_transform(forward(transform(x, k)), k)
+            total = part.clone() if total is None else total.add_(part)
+        return total.div_(NUM_TRANSFORMS)
+
+    return ensemble_x8
+
+
+class _Sink:
+    """Writes batch outputs into the host output ``sr`` (slices first). On the CPU straight
+    away; on CUDA (or ``staged``) through two host buffers (pinned on CUDA) filled on a side
+    stream, so the copy of one batch overlaps the computation of the next."""
+
+    def __init__(self, sr: Tensor, scale: int, device: torch.device, staged: bool) -> None:
+        self.sr, self.scale = sr, scale
+        self.cuda = device.type == "cuda"
+        self.staged = staged or self.cuda
+        self.stream = torch.cuda.Stream(device) if self.cuda else None
+        self.buffers: dict[tuple[int, ...], list[Tensor]] = {}
+        self.pending: list[tuple] = []
+        self.turn = 0
+
+    def put(self, y: Tensor, chunk: list, tiled: bool) -> None:
+        if not self.staged:
+            self._write(y, chunk, tiled)
+            return
+        if len(self.pending) == 2:  # both buffers in flight: the oldest must land first
+            self._land(self.pending.pop(0))
+        buf = self._buffer(tuple(y.shape))
+        event = None
+        if self.cuda:
+            self.stream.wait_stream(torch.cuda.current_stream(y.device))
+            with torch.cuda.stream(self.stream):
+                buf.copy_(y, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record(self.stream)
+            y.record_stream(self.stream)
+        else:
+            buf.copy_(y)
+        self.pending.append((buf, event, chunk, tiled))
+
+    def flush(self) -> None:
+        while self.pending:
+            self._land(self.pending.pop(0))
+
+    def _buffer(self, shape: tuple[int, ...]) -> Tensor:
+        pair = self.buffers.setdefault(shape, [])
+        self.turn = (self.turn + 1) % 2
+        while len(pair) <= self.turn:
+            pair.append(torch.empty(shape, dtype=torch.float32, pin_memory=self.cuda))
+        return pair[self.turn]
+
+    def _land(self, item) -> None:
+        buf, event, chunk, tiled = item
+        if event is not None:
+            event.synchronize()
+        self._write(buf, chunk, tiled)
+
+    def _write(self, y: Tensor, chunk: list, tiled: bool) -> None:
+        s, sr = self.scale, self.sr
+        if not tiled:  # whole slices: one strided slab, no per-slice Python
+            sr[chunk[0][0]:chunk[-1][0] + 1].copy_(y[:, 0])
+            return
+        for (k, (wy, wx, y0, y1, x0, x1)), yk in zip(chunk, y[:, 0]):
+            sr[k, y0 * s:y1 * s, x0 * s:x1 * s].copy_(
+                yk[(y0 - wy) * s:(y1 - wy) * s, (x0 - wx) * s:(x1 - wx) * s])
+
+
+def _slabs(n: int, slice_bytes: int, device: torch.device) -> list[tuple[int, int]]:
+    """Slice ranges moved to the device at once: the whole volume on the CPU (no copy)."""
+    step = n if device.type == "cpu" else max(1, _SLAB_BYTES // max(1, slice_bytes))
+    return [(s0, min(n, s0 + step)) for s0 in range(0, n, step)]
 
 
 def _run_plan(volume: np.ndarray, net: nn.Module, scale: int, plane_axis: int, plan: TilePlan,
-              ensemble: bool, bf16: bool, device: str, progress: bool) -> np.ndarray:
-    """Super-resolve every slice along ``plane_axis`` of a float32 3-D ``volume``."""
+              ensemble: bool, bf16: bool, device: str | torch.device,
+              progress: bool | tqdm = False, window: _Window | None = None,
+              staged: bool = False) -> np.ndarray:
+    """Super-resolve every slice along ``plane_axis`` of a float32 3-D ``volume`` (normalised
+    per batch with ``window`` when given). ``staged`` takes the CUDA copy-back path on the CPU."""
+    device = torch.device(device)
     net = _prepare(net, device)
     forward = _forward_fn(net, device, bf16, ensemble)
-    shape = list(volume.shape)
-    for ax in range(3):
-        if ax != plane_axis:
-            shape[ax] *= scale
+    shape = [n * (1 if ax == plane_axis else scale) for ax, n in enumerate(volume.shape)]
     out = np.empty(shape, dtype=np.float32)
-    lr = torch.from_numpy(np.moveaxis(volume, plane_axis, 0))
-    sr = torch.from_numpy(np.moveaxis(out, plane_axis, 0))
+    lr = np.moveaxis(volume, plane_axis, 0)
     n, height, width = lr.shape
+    bright = (lr > np.float32(window.hi)).any(axis=(1, 2)) if window is not None else None
+    sink = _Sink(torch.from_numpy(np.moveaxis(out, plane_axis, 0)), scale, device, staged)
     (win_h, win_w), boxes = plan.windows(height, width)
-    jobs = [(k, box) for k in range(n) for box in boxes]
+    tiled = plan.tile is not None
     expected = (win_h * scale, win_w * scale)
-    with torch.inference_mode(), tqdm(total=n, unit="slice", disable=not progress,
-                                      desc="super-resolving", leave=False) as bar:
-        for start in range(0, len(jobs), plan.batch):
-            chunk = jobs[start:start + plan.batch]
-            if plan.tile is None:  # whole slices: one strided slab, no per-slice Python
-                x = lr[chunk[0][0]:chunk[-1][0] + 1].unsqueeze(1)
-            else:
-                x = torch.stack([lr[k, wy:wy + win_h, wx:wx + win_w]
-                                 for k, (wy, wx, *_) in chunk]).unsqueeze(1)
-            y = forward(x.to(device=device, memory_format=torch.channels_last))
-            if tuple(y.shape) != (len(chunk), 1, *expected):
-                raise InferenceError(f"network returned shape {tuple(y.shape)} for input "
-                                     f"{tuple(x.shape)}; expected {(len(chunk), 1, *expected)} "
-                                     f"(a 1-channel x{scale} model)")
-            y = y[:, 0].cpu()
-            if plan.tile is None:
-                sr[chunk[0][0]:chunk[-1][0] + 1].copy_(y)
-            else:
-                for (k, (wy, wx, y0, y1, x0, x1)), yk in zip(chunk, y):
-                    sr[k, y0 * scale:y1 * scale, x0 * scale:x1 * scale].copy_(
-                        yk[(y0 - wy) * scale:(y1 - wy) * scale, (x0 - wx) * scale:(x1 - wx) * scale])
-            bar.update(len(chunk) / len(boxes))
+
+    def run(chunk: list, x: Tensor) -> None:
+        xin = window.normalise(x) if window is not None else x
+        try:
+            y = forward(xin)
+        except torch.OutOfMemoryError:
+            if len(chunk) == 1:
+                raise
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = len(chunk) // 2
+            run(chunk[:half], x[:half])
+            run(chunk[half:], x[half:])
+            return
+        if tuple(y.shape) != (len(chunk), 1, *expected):
+            raise InferenceError(f"network returned shape {tuple(y.shape)} for input "
+                                 f"{tuple(x.shape)}; expected {(len(chunk), 1, *expected)} "
+                                 f"(a 1-channel x{scale} model)")
+        if window is not None:
+            y = window.restore(y, x, scale, bool(bright[[k for k, _ in chunk]].any()))
+        sink.put(y, chunk, tiled)
+
+    bar = progress if isinstance(progress, tqdm) else tqdm(
+        total=n, unit="slice", disable=not progress, desc="super-resolving", leave=False)
+    with torch.inference_mode():
+        for s0, s1 in _slabs(n, height * width * 4, device):
+            slab = torch.from_numpy(np.ascontiguousarray(lr[s0:s1]) if device.type != "cpu"
+                                    else lr[s0:s1]).to(device)
+            jobs = [(k, box) for k in range(s0, s1) for box in boxes]
+            for start in range(0, len(jobs), plan.batch):
+                chunk = jobs[start:start + plan.batch]
+                if not tiled:
+                    x = slab[chunk[0][0] - s0:chunk[-1][0] + 1 - s0].unsqueeze(1)
+                else:
+                    x = torch.stack([slab[k - s0, wy:wy + win_h, wx:wx + win_w]
+                                     for k, (wy, wx, *_) in chunk]).unsqueeze(1)
+                run(chunk, x)
+                bar.update(len(chunk) / len(boxes))
+        sink.flush()
+    if bar is not progress:
+        bar.close()
     return out
 
 
@@ -191,57 +377,62 @@ def _check_volume(volume: np.ndarray, plane_axis: int) -> np.ndarray:
     return volume
 
 
+def _in_plane(shape: Sequence[int], plane_axis: int) -> tuple[int, int]:
+    height, width = (shape[ax] for ax in range(3) if ax != plane_axis)
+    return height, width
+
+
+def volume_window(volume: np.ndarray, percentile: float = DEFAULT_PERCENTILE
+                  ) -> tuple[float, float]:
+    """The intensity window ``(lo, hi)`` of a 3-D volume (training's normalisation), or a
+    one-line :class:`InferenceError` (constant volume, NaN/inf, bad percentile)."""
+    try:
+        return intensity_window(volume, percentile)
+    except ValueError as err:
+        raise InferenceError(str(err)) from err
+
+
 def super_resolve_volume(volume: np.ndarray, net: torch.nn.Module, scale: int, *,
-                         plane_axis: int = 2, batch: int = 8, self_ensemble: bool = False,
-                         bf16: bool | None = None, device: str = "cpu",
-                         progress: bool = False) -> np.ndarray:
+                         plane_axis: int = 2, batch: int | None = None,
+                         self_ensemble: bool = False, bf16: bool | None = None,
+                         device: str = "cpu", progress: bool | tqdm = False,
+                         plan: TilePlan | None = None) -> np.ndarray:
     """Super-resolve every slice of a normalised 3-D volume (values in [0, 1], as in training).
 
-    The slices are the 2-D planes normal to ``plane_axis``; they go through ``net`` ``batch`` at
-    a time (at most :data:`DEFAULT_MAX_PIXELS` LR pixels per call, tiled with overlap beyond
-    that), in channels_last, with the x8 self-ensemble of the paper's W²AMSN+ (Table III) when
+    The slices are the 2-D planes normal to ``plane_axis``; they go through ``net`` in batches
+    of ``plan`` (default: ``batch`` slices at most, 8 on the CPU and only the memory budget on
+    CUDA, :func:`auto_max_pixels` LR pixels per call, tiled with overlap beyond that), in
+    channels_last, with the x8 self-ensemble of the paper's W²AMSN+ (Table III) when
     ``self_ensemble``. ``bf16=None`` uses bf16 autocast where ``device`` computes it natively
     (:func:`w2amsn_plugin.device_caps.native_bf16`). ``net`` is moved to ``device`` in place.
+    ``progress`` is a flag or a ``tqdm`` bar to advance by one per slice.
     Returns float32 with both in-plane axes ``scale`` times longer; no clamping.
     """
     volume = _check_volume(volume, plane_axis)
-    height, width = (volume.shape[ax] for ax in range(3) if ax != plane_axis)
-    plan = plan_tiles(height, width, batch, self_ensemble=self_ensemble)
+    dev = check_device(device)
+    plan = plan or _default_plan(*_in_plane(volume.shape, plane_axis), dev, scale, batch,
+                                 self_ensemble)
     return _run_plan(volume, net, scale, plane_axis, plan, self_ensemble,
-                     device_caps.resolve_bf16(bf16, device), device, progress)
+                     device_caps.resolve_bf16(bf16, dev), dev, progress)
 
 
 def super_resolve_array(volume: np.ndarray, net: torch.nn.Module, scale: int, *,
                         plane_axis: int = 2, percentile: float = DEFAULT_PERCENTILE,
                         plan: TilePlan | None = None, self_ensemble: bool = False,
                         bf16: bool | None = None, device: str = "cpu",
-                        progress: bool = False) -> np.ndarray:
+                        progress: bool | tqdm = False,
+                        window: tuple[float, float] | None = None) -> np.ndarray:
     """Super-resolve a 3-D volume in its own intensity units (what ``w2amsn infer`` runs).
 
-    Normalises with :func:`~w2amsn_plugin.data.normalization.normalize_intensity` at
-    ``percentile``, runs the network on the clipped volume, adds back the MATLAB-bicubic
-    upsampled part above the clip (module docstring), and maps back to the input's units.
-    ``plan`` defaults to :func:`plan_tiles` with batch 8. Returns float32.
+    Normalises each batch on the device with the volume's window (``window``, or
+    :func:`volume_window` at ``percentile``), runs the network on the clipped batch, adds back
+    the MATLAB-bicubic upsampled part above the clip (module docstring) and maps back to the
+    input's units. ``plan`` defaults as in :func:`super_resolve_volume`. Returns float32.
     """
     volume = _check_volume(volume, plane_axis)
-    try:
-        norm, lo, hi = normalize_intensity(volume, percentile)
-    except ValueError as err:
-        raise InferenceError(str(err)) from err
-    height, width = (volume.shape[ax] for ax in range(3) if ax != plane_axis)
-    plan = plan or plan_tiles(height, width, self_ensemble=self_ensemble)
-    out = _run_plan(norm, net, scale, plane_axis, plan, self_ensemble,
-                    device_caps.resolve_bf16(bf16, device), device, progress)
-    excess = np.moveaxis(np.maximum(volume - np.float32(hi), 0) / np.float32(hi - lo),
-                         plane_axis, 0)
-    sr = torch.from_numpy(np.moveaxis(out, plane_axis, 0))
-    bright = np.flatnonzero(excess.any(axis=(1, 2)))
-    for start in range(0, len(bright), plan.batch):
-        ks = torch.from_numpy(bright[start:start + plan.batch])
-        sr[ks] += bicubic_upsample(torch.from_numpy(excess[bright[start:start + plan.batch]]),
-                                   scale)
-    out *= np.float32(hi - lo)  # in place: denormalize_intensity(out, lo, hi) without a copy
-    out += np.float32(lo)
-    return out
-
-
+    lo, hi = window if window is not None else volume_window(volume, percentile)
+    dev = check_device(device)
+    plan = plan or _default_plan(*_in_plane(volume.shape, plane_axis), dev, scale, None,
+                                 self_ensemble)
+    return _run_plan(volume, net, scale, plane_axis, plan, self_ensemble,
+                     device_caps.resolve_bf16(bf16, dev), dev, progress, window=_Window(lo, hi))

@@ -1,4 +1,4 @@
-"""Voxel-grid geometry of a super-resolved NIfTI volume: planes, reorientation, affines, header.
+"""Voxel-grid geometry of a super-resolved volume: reorientation, affines, the output image.
 
 Super-resolving by ``s`` along a voxel axis divides that axis' voxel size by ``s`` and keeps the
 field of view: the volume's outer voxel *edges* stay where they were in world (scanner/MNI)
@@ -6,6 +6,8 @@ coordinates. Output voxel ``j`` along such an axis therefore sits at input voxel
 ``(j + 0.5) / s - 0.5``, the same pixel-centre convention as MATLAB's ``imresize`` (and so as the
 bicubic degradation the network learnt to invert, paper section IV-A). Everything here is a map
 between voxel grids, so it is applied to the qform and the sform alike and both keep their codes.
+Planes (which RAS+ axis the slices are taken along) are defined once, in
+:mod:`w2amsn_plugin.data.planes`.
 """
 from __future__ import annotations
 
@@ -16,12 +18,10 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations
 
-__all__ = ["PLANES", "CANONICAL_AXCODES", "canonical_ornt", "to_canonical", "from_canonical",
+__all__ = ["CANONICAL_AXCODES", "canonical_ornt", "to_canonical", "from_canonical",
            "input_axes", "upscale_voxel_map", "upscaled_affine", "voxel_corners_world",
            "sr_image"]
 
-#: anatomical plane -> the RAS+ (canonical) axis normal to it, i.e. the axis slices are taken along
-PLANES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
 CANONICAL_AXCODES = ("R", "A", "S")
 
 
@@ -69,34 +69,55 @@ def voxel_corners_world(affine: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return nib.affines.apply_affine(affine, corners)
 
 
-def sr_image(ref: nib.spatialimages.SpatialImage, data: np.ndarray, scales: Sequence[float],
-             description: str = "") -> nib.Nifti1Image | nib.Nifti2Image:
-    """NIfTI image of ``data``: the input ``ref`` refined ``scales`` times per voxel axis.
-
-    The data is written with ``data.dtype`` and no intensity scaling. NIfTI input keeps its
-    header (qform and sform, each mapped through :func:`upscale_voxel_map`, with their codes,
-    units, intent, dim_info); an Analyze input becomes a NIfTI-1 image of its affine (sform code
-    'aligned', as nibabel writes new images). Only the three spatial zooms change.
-    """
+def _nifti_header(ref: nib.spatialimages.SpatialImage, klass: type, shape: Sequence[int],
+                  dtype: np.dtype, scales: Sequence[float]) -> nib.Nifti1Header:
+    """The NIfTI header of ``ref`` (NIfTI-1/2, single file or pair) for the refined grid: qform
+    and sform mapped through :func:`upscale_voxel_map` with their codes, three zooms divided."""
     vox = upscale_voxel_map(scales)
-    if isinstance(ref, (nib.Nifti1Image, nib.Nifti2Image)):  # Nifti2Image subclasses Nifti1Image
-        header = ref.header.copy()
-        qform, sform = header.get_qform(), header.get_sform()
-        qcode, scode = int(header["qform_code"]), int(header["sform_code"])
-        header.set_data_shape(data.shape)
+    header = klass.header_class.from_header(ref.header)
+    qform, sform = ref.header.get_qform(), ref.header.get_sform()
+    qcode, scode = int(ref.header["qform_code"]), int(ref.header["sform_code"])
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    zooms = list(ref.header.get_zooms())
+    zooms[:3] = [float(z) / s for z, s in zip(zooms[:3], scales)]
+    header.set_zooms(zooms[:len(shape)])
+    header.set_qform(qform @ vox, code=qcode)
+    header.set_sform(sform @ vox, code=scode)
+    header.set_slope_inter(np.nan, np.nan)
+    header["cal_min"], header["cal_max"] = 0, 0
+    return header
+
+
+def sr_image(ref: nib.spatialimages.SpatialImage, data: np.ndarray, scales: Sequence[float],
+             description: str = "", klass: type | None = None) -> nib.spatialimages.SpatialImage:
+    """Image of class ``klass`` (default: NIfTI-1, NIfTI-2 for a NIfTI-2 ``ref``) holding
+    ``data``, the 3-D or 4-D input ``ref`` refined ``scales`` times per spatial voxel axis.
+
+    The data is written with ``data.dtype`` and no intensity scaling. A NIfTI ``ref`` written as
+    NIfTI keeps its header (qform and sform, each mapped through :func:`upscale_voxel_map`, with
+    their codes, units, intent, dim_info, the 4th zoom); an MGH ``ref`` written as MGH keeps its
+    header (TR, flip angle, TE, TI); anything else gets a new header of its affine, mapped the
+    same way (NIfTI: sform code 'aligned', as nibabel writes new images; Analyze keeps only what
+    its header can hold). Only the three spatial zooms change. ``description`` goes into the
+    header's ``descrip`` where the format has one (NIfTI, Analyze).
+    """
+    if klass is None:
+        klass = nib.Nifti2Image if isinstance(ref, (nib.Nifti2Image, nib.Nifti2Pair)) \
+            else nib.Nifti1Image
+    affine = upscaled_affine(ref.affine, scales)
+    if issubclass(klass, nib.Nifti1Pair) and isinstance(ref, nib.Nifti1Pair):
+        header = _nifti_header(ref, klass, data.shape, data.dtype, scales)
+        out = klass(data, header.get_best_affine(), header)
+    elif issubclass(klass, nib.MGHImage) and isinstance(ref, nib.MGHImage):
+        header = klass.header_class.from_header(ref.header)
         header.set_data_dtype(data.dtype)
-        header.set_zooms(tuple(float(z) / s for z, s in zip(header.get_zooms()[:3], scales)))
-        header.set_qform(qform @ vox, code=qcode)
-        header.set_sform(sform @ vox, code=scode)
-        header.set_slope_inter(np.nan, np.nan)
-        header["cal_min"], header["cal_max"] = 0, 0
-        if description:
-            header["descrip"] = description.encode()[:79]
-        out = type(ref)(data, header.get_best_affine(), header)
+        out = klass(data, affine, header)
     else:
-        out = nib.Nifti1Image(data, upscaled_affine(ref.affine, scales))
-        out.header.set_xyzt_units("mm")  # Analyze 7.5 voxel sizes are in mm
-        if description:
-            out.header["descrip"] = description.encode()[:79]
+        out = klass(data, affine)
+        if issubclass(klass, nib.Nifti1Pair):
+            out.header.set_xyzt_units("mm")  # Analyze and MGH voxel sizes are in mm
+    if description and "descrip" in out.header:
+        out.header["descrip"] = description.encode()[:79]
     out.set_data_dtype(data.dtype)
     return out

@@ -4,6 +4,7 @@ checkpoint when not given), ``network_g`` built through BasicSR's registry, and 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Union
 
@@ -14,7 +15,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
 
-__all__ = ["InferenceError", "PathLike", "load_model"]
+__all__ = ["InferenceError", "PathLike", "LoadedModel", "load_model", "load_model_info"]
 
 
 PathLike = Union[str, os.PathLike]
@@ -22,6 +23,19 @@ PathLike = Union[str, os.PathLike]
 
 class InferenceError(ValueError):
     """A user-caused problem (bad file, options or arguments), reported as one line."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A network ready for inference and where it came from."""
+
+    net: nn.Module
+    scale: int
+    options: Mapping[str, Any]
+    options_path: Path | None  # None when the options were given as a mapping
+    params: str  # the checkpoint key the weights came from
+    network_type: str
+    weights: Path
 
 
 def _find_options(weights: Path) -> Path:
@@ -39,9 +53,9 @@ def _find_options(weights: Path) -> Path:
 
 
 def _read_options(weights: Path, opt: PathLike | Mapping[str, Any] | None
-                  ) -> tuple[str, Mapping[str, Any]]:
+                  ) -> tuple[Path | None, Mapping[str, Any]]:
     if isinstance(opt, Mapping):
-        return "options", opt
+        return None, opt
     path = Path(opt) if opt is not None else _find_options(weights)
     try:
         with open(path, encoding="utf-8") as f:
@@ -52,7 +66,7 @@ def _read_options(weights: Path, opt: PathLike | Mapping[str, Any] | None
         raise InferenceError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
     if not isinstance(options, Mapping):
         raise InferenceError(f"{path}: not an options mapping")
-    return str(path), options
+    return path, options
 
 
 def _scale_of(options: Mapping[str, Any], net_opt: Mapping[str, Any], where: str) -> int:
@@ -75,8 +89,11 @@ def _state_dict(weights: Path) -> tuple[dict[str, Tensor], str]:
     try:
         ckpt = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for non-checkpoint files
-        raise InferenceError(f"{weights}: not a PyTorch checkpoint "
-                             f"({str(err).splitlines()[0][:120]})") from err
+        if weights.stat().st_size == 0:
+            raise InferenceError(f"{weights}: weights file is empty (0 bytes)") from err
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]  # EOFError: no text
+        raise InferenceError(f"{weights}: not a PyTorch checkpoint, or truncated "
+                             f"({first[:120]})") from err
     if not isinstance(ckpt, Mapping):
         raise InferenceError(f"{weights}: checkpoint is a {type(ckpt).__name__}, not a dict")
     for key in ("params_ema", "params"):  # BasicSR: net_g_ema is saved as params_ema
@@ -90,12 +107,16 @@ def _state_dict(weights: Path) -> tuple[dict[str, Tensor], str]:
     return {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}, source
 
 
-def _load_model(weights: PathLike, opt: PathLike | Mapping[str, Any] | None
-                ) -> tuple[nn.Module, int, dict[str, str]]:
+def load_model_info(weights: PathLike, opt: PathLike | Mapping[str, Any] | None = None
+                    ) -> LoadedModel:
+    """:func:`load_model` with where everything came from (options, checkpoint key)."""
     weights = Path(weights)
+    if weights.is_dir():
+        raise InferenceError(f"{weights}: is a folder, not a weights file")
     if not weights.is_file():
         raise InferenceError(f"{weights}: weights file not found")
-    where, options = _read_options(weights, opt)
+    options_path, options = _read_options(weights, opt)
+    where = str(options_path) if options_path is not None else "options"
     net_opt = options.get("network_g")
     if not isinstance(net_opt, Mapping) or "type" not in net_opt:
         raise InferenceError(f"{where}: no network_g section with a type")
@@ -119,7 +140,8 @@ def _load_model(weights: PathLike, opt: PathLike | Mapping[str, Any] | None
             f"{weights}: weights do not fit network_g of {where} ({len(missing)} missing, "
             f"{len(unexpected)} unexpected keys, e.g. {(missing + unexpected)[0]!r})")
     net.eval().requires_grad_(False)
-    return net, scale, {"options": where, "params": source, "type": str(net_opt["type"])}
+    return LoadedModel(net=net, scale=scale, options=options, options_path=options_path,
+                       params=source, network_type=str(net_opt["type"]), weights=weights)
 
 
 def load_model(weights: PathLike, opt: PathLike | Mapping[str, Any] | None = None
@@ -133,7 +155,7 @@ def load_model(weights: PathLike, opt: PathLike | Mapping[str, Any] | None = Non
     eval mode on the CPU, and the scale (``scale`` / ``network_g.upscale``).
     Raises :class:`InferenceError` with one line naming the file at fault.
     """
-    net, scale, _ = _load_model(weights, opt)
-    return net, scale
+    loaded = load_model_info(weights, opt)
+    return loaded.net, loaded.scale
 
 
