@@ -90,11 +90,20 @@ def _ablations() -> list[Experiment]:
             for name, ab in ABLATIONS.items()]
 
 
+def _readings() -> list[Experiment]:
+    """Other readings of the paper that a network option gives (docs/reproducing.md, "The data
+    protocol"): Table II's sizes with the upsampler on 8a features (T2 x2, as Table II)."""
+    return [Experiment(arch, "T2", 2, "reading_tab2", "up256", {"upsample_feat": 256},
+                       "Table II reading: F_R upsamples on 8a = 256 features (docs/model-size.md)")
+            for arch in ("W2AMSN", "W2AMSN-S")]
+
+
 def experiments() -> list[Experiment]:
-    """The main matrix (Table III: 4 networks x 3 modalities x 3 scales) and the ablations."""
+    """The main matrix (Table III: 4 networks x 3 modalities x 3 scales), the ablations and the
+    other readings."""
     main = [Experiment(arch, mod, s, arch.replace("-", "_"))
             for arch in ARCHS for mod in MODALITIES for s in SCALES]
-    return main + _ablations()
+    return main + _ablations() + _readings()
 
 
 def dataset_dir(modality: str) -> str:
@@ -110,7 +119,8 @@ def _dataset(modality: str, split: str, scale: int, phase: str) -> dict[str, Any
     d: dict[str, Any] = {"name": f"IXI_{modality}_{split}", "type": "IXIPairedDataset",
                          "dataroot_gt": _lmdb(modality, split, None),
                          "dataroot_lq": _lmdb(modality, split, scale),
-                         "io_backend": {"type": "lmdb"}}
+                         "io_backend": {"type": "lmdb"},
+                         "plane": "acquisition"}  # checked against the databases' manifest
     if phase == "train":
         d.update({"gt_size": LR_PATCH * scale, "use_hflip": True, "use_rot": True, "on_device": "auto",
                   "num_worker_per_gpu": 4, "batch_size_per_gpu": BATCH,
