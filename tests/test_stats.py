@@ -85,5 +85,5 @@ def test_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert _run(["--scale", "0"]) == 2
     err = capsys.readouterr().err
     assert "--scale 0: must be a positive integer" in err and len(err.strip().splitlines()) == 1
-    assert _run(["--scale", "2", "--size", "8", "8", "--json", str(tmp_path / "no" / "x.json")]) == 1
-    assert "cannot write" in capsys.readouterr().err
+    assert _run(["--scale", "2", "--size", "8", "8", "--json", str(tmp_path / "no" / "x.json")]) == 2
+    assert "its folder does not exist" in capsys.readouterr().err  # checked first (issue 17)

@@ -37,7 +37,7 @@ def output_file_problem(path: str | os.PathLike) -> str | None:
         ancestor = _existing_ancestor(path)
         if not ancestor.is_dir():
             return f"{path}: {ancestor} is a file, not a folder"
-        return f"{path}: its folder {path.parent} does not exist"
+        return f"{path}: its folder does not exist ({path.parent})"
     if not path.parent.is_dir():
         return f"{path}: {path.parent} is not a folder"
     problem = _write_problem(path.parent)
