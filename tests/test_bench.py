@@ -117,7 +117,11 @@ def test_smoke_training_data_and_volume_rows(smoke_json: dict) -> None:
                ("W2AMSN-S", training.BASICSR, step_precision)]
     assert bank_target["measured"] == pytest.approx(bank["throughput"] / step["throughput"])
     assert bank_target["met"] == (bank_target["measured"] >= 5)
-    (vol,) = [r for r in rows if r["group"] == "volume"]
+    (vol,) = [r for r in rows if r["group"] == "volume" and r["path"] == "super_resolve_volume"]
+    (ens,) = [r for r in rows if r["group"] == "volume" and r["path"] != "super_resolve_volume"]
+    assert ens["extra"]["ratio"] == pytest.approx(ens["extra"]["ensemble_seconds"]
+                                                  / ens["extra"]["plain_seconds"])
+    assert ens["input"] == "32x32x2" and "x a plain pass" in ens["note"]
     extra = vol["extra"]
     assert extra["output_shape"] == [128, 128, 4] and extra["slices_run"] == 4
     assert extra["peak_rss"] > extra["output_bytes"] > 0
@@ -247,7 +251,7 @@ def test_guarded_turns_an_exception_into_an_error_row() -> None:
 @pytest.mark.parametrize("argv, message", [
     (["--device", "tpu"], "--device must be cpu, cuda or cuda:N"),
     (["--threads", "-1"], "--threads must be >= 0"),
-    (["--json", "/nonexistent/dir/out.json"], "its folder does not exist"),
+    (["--json", "/nonexistent/dir/out.json"], "its folder /nonexistent/dir does not exist"),
 ])
 def test_bad_arguments_are_one_line_errors(argv: list[str], message: str,
                                            capsys: pytest.CaptureFixture) -> None:
