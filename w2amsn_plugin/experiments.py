@@ -24,7 +24,9 @@ from .data.naming import database_path
 
 __all__ = ["Experiment", "ARCHS", "MODALITIES", "SCALES", "experiments", "train_options",
            "eval_options", "metrics_options", "paper_train_section", "dataset_dir", "DEMO_CROP",
-           "DEMO_DATA_DIR", "DEMO_TEST_SLICE_STEP", "demo_option_files", "demo_network",
+           "DEMO_DATA_DIR", "DEMO_TESTSET_DIR", "DEMO_PLUS_SLICE_STEP", "demo_test_slice_mm",
+           "DEMO_AUGMENT", "DEMO_BASELINES", "DEMO_BASELINE_MINUTES", "demo_uses_planes",
+           "demo_option_files", "demo_network", "demo_baseline_options",
            "demo_train_options", "demo_eval_options", "OPTIONS_HEADER", "options_text",
            "demo_option_texts", "option_files", "write_option_files"]
 
@@ -195,31 +197,58 @@ def eval_options(exp: Experiment, self_ensemble: bool) -> dict[str, Any]:
 DEMO_CROP = (176, 208, 96)
 #: where the demo writes its databases, relative to its working directory
 DEMO_DATA_DIR = "datasets/demo"
-#: every n-th test slice is scored (the test volume's slices are 1 mm apart; this keeps the
-#: x8 self-ensemble test within the demo's time budget)
-DEMO_TEST_SLICE_STEP = 4
+#: the demo's test set (the unseen volume and its ordinary-scan copies, data/demo_testset.py)
+DEMO_TESTSET_DIR = "datasets/demo/testset"
+#: the x8 self-ensemble test scores every n-th of those (8 per row: it costs 8 forward passes)
+DEMO_PLUS_SLICE_STEP = 3
+#: the on-the-fly MR augmentation of the demo's training patches (data/augment.py: MRAugment)
+DEMO_AUGMENT: dict[str, Any] = {}
 _DEMO = {
     # chosen by measurement (docs/demo.md): K3K5 with weighted fusion and NCAB as the paper,
     # t=2 and widening 2 (Table IV's 32-64-32) for a CPU; lr 4e-3 with cosine decay over 1000
-    # iterations (the paper's 1e-4 is for 500k iterations)
+    # iterations (the paper's 1e-4 is for 500k iterations); augmented patches of all three
+    # planes of the training volume
     "full": {"network": {"num_feat": 32, "num_block": 2, "widen": 2}, "total_iter": 1000,
-             "lr": 4e-3, "batch": 16, "lr_patch": 32},
+             "lr": 4e-3, "batch": 16, "lr_patch": 32, "augment": DEMO_AUGMENT, "planes": True,
+             "test_slice_mm": 4},  # test slices 4 mm apart: 24 per 96 mm test row
     "quick": {"network": {"num_feat": 8, "num_block": 1, "widen": 2}, "total_iter": 20,
-              "lr": 1e-3, "batch": 4, "lr_patch": 24},
+              "lr": 1e-3, "batch": 4, "lr_patch": 24, "augment": DEMO_AUGMENT, "planes": True,
+              "test_slice_mm": 16},
 }
+#: the 1-channel baselines of ``w2amsn demo --baselines``: the paper's presets cut to the demo
+#: W²AMSN's ~0.5M parameters (the paper's EDSR/RCAN rows are 40.7M/15.4M)
+DEMO_BASELINES = {
+    "EDSR": {"num_block": 4},
+    "RCAN": {"num_feat": 48, "num_group": 2, "num_block": 4, "squeeze_factor": 8},
+}
+#: training minutes per network of ``w2amsn demo --baselines`` (the same wall budget for each)
+DEMO_BASELINE_MINUTES = 5.0
 
 
-def _demo_dataset(split: str, phase: str, recipe: dict[str, Any]) -> dict[str, Any]:
+def demo_uses_planes(quick: bool) -> bool:
+    """Whether the demo trains on slices of all three planes of (isotropic) training volumes."""
+    return bool(_DEMO["quick" if quick else "full"]["planes"])
+
+
+def demo_test_slice_mm(quick: bool) -> int:
+    """Spacing in mm of the demo's test slices (every n-th slice of each test row)."""
+    return int(_DEMO["quick" if quick else "full"]["test_slice_mm"])
+
+
+def _demo_dataset(split: str, phase: str, recipe: dict[str, Any], plus: bool = False) -> dict[str, Any]:
+    root = DEMO_DATA_DIR if phase == "train" else DEMO_TESTSET_DIR
     d: dict[str, Any] = {"name": f"demo_T1_{split}", "type": "IXIPairedDataset",
-                         "dataroot_gt": database_path(DEMO_DATA_DIR, "T1", split),
-                         "dataroot_lq": database_path(DEMO_DATA_DIR, "T1", split, 2),
+                         "dataroot_gt": database_path(root, "T1", split),
+                         "dataroot_lq": database_path(root, "T1", split, 2),
                          "io_backend": {"type": "lmdb"}}
     if phase == "train":
         d.update({"gt_size": recipe["lr_patch"] * 2, "use_hflip": True, "use_rot": True,
                   "num_worker_per_gpu": 0, "batch_size_per_gpu": recipe["batch"],
                   "dataset_enlarge_ratio": 1, "prefetch_mode": None})
-    else:
-        d["slice_step"] = DEMO_TEST_SLICE_STEP
+        if recipe["augment"] is not None:
+            d["mr_augment"] = dict(recipe["augment"])
+    elif plus:
+        d["slice_step"] = DEMO_PLUS_SLICE_STEP
     return d
 
 
@@ -262,14 +291,14 @@ def demo_train_options(quick: bool) -> dict[str, Any]:
 
 
 def demo_eval_options(quick: bool, self_ensemble: bool) -> dict[str, Any]:
-    """Test options of the demo (the unseen test volume, every DEMO_TEST_SLICE_STEP-th slice)."""
+    """Test options of the demo: its test set (every DEMO_PLUS_SLICE_STEP-th slice with x8)."""
     recipe = _DEMO["quick" if quick else "full"]
     train = demo_train_options(quick)
     plus = "plus_" if self_ensemble else ""
     return {
         "name": f"test_{plus}{train['name']}",
         "model_type": "MRSRModel", "scale": 2, "num_gpu": "auto", "manual_seed": 0,
-        "datasets": {"test_1": _demo_dataset("test", "test", recipe)},
+        "datasets": {"test_1": _demo_dataset("test", "test", recipe, self_ensemble)},
         "network_g": demo_network(quick),
         "path": {"pretrain_network_g": f"experiments/{train['name']}/models/net_g_latest.pth",
                  "strict_load_g": True, "param_key_g": "params"},
@@ -277,6 +306,25 @@ def demo_eval_options(quick: bool, self_ensemble: bool) -> dict[str, Any]:
                 "results_table": True, "method_name": "W2AMSN+" if self_ensemble else "W2AMSN",
                 "metrics": metrics_options(2)},
     }
+
+
+def demo_baseline_options(quick: bool) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """``w2amsn demo --baselines``: method label -> (training, test options) for W²AMSN and the
+    :data:`DEMO_BASELINES`, all on the demo's data, augmentation and schedule (the benchmark
+    scales the schedule to each network's budget)."""
+    out = {"W2AMSN": (demo_train_options(quick), demo_eval_options(quick, False))}
+    for label, overrides in DEMO_BASELINES.items():
+        net = {**preset(label, 2), **overrides}
+        train, test = demo_train_options(quick), demo_eval_options(quick, False)
+        tr = train["train"]
+        train["name"] = (f"{label}_demo{'_quick' if quick else ''}_T1_x2_{tr['total_iter']}it_"
+                         f"B{train['datasets']['train']['batch_size_per_gpu']}")
+        test["name"] = f"test_{train['name']}"
+        train["network_g"], test["network_g"] = net, dict(net)
+        test["path"]["pretrain_network_g"] = f"experiments/{train['name']}/models/net_g_latest.pth"
+        test["val"]["method_name"] = label
+        out[label] = (train, test)
+    return out
 
 
 # --- the options files ------------------------------------------------------------------------
