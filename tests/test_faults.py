@@ -147,6 +147,20 @@ def test_bad_train_input_is_one_line_and_the_experiment_is_untouched(case, db, t
         assert sorted(p.name for p in (tmp_path / "experiments").iterdir()) == ["tiny"]
 
 
+def test_missing_tensorboard_is_one_line_before_the_experiment_folder(db, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    monkeypatch.chdir(tmp_path)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda n, *a: None if n == "tensorboard" else real(n, *a))
+    argv = ["train", "-opt", str(_options(tmp_path, db)), "--force_yml", "logger:use_tb_logger=true"]
+    assert basicsr_main(argv) == 2
+    err = _one_error_line(capsys)
+    assert "needs the tensorboard package" in err and "logger:use_tb_logger=false" in err
+    assert not (tmp_path / "experiments").exists()
+
+
 def test_bad_test_input_leaves_results_untouched(db, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     files = _checkpoints(tmp_path)

@@ -12,6 +12,7 @@ the experiment folder; all are checked here first (:func:`check_run_inputs`, doc
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import inspect
 import os
 import re
@@ -238,6 +239,14 @@ def _check_values(opt: dict, path: str, is_train: bool) -> None:
     for key in ("print_freq", "save_checkpoint_freq"):
         value = logger.get(key)
         _want(_is_int(value) and value >= 1, path, f"logger:{key}", value, "a positive integer")
+    wandb = (logger.get("wandb") or {}).get("project") is not None
+    for module, wanted, off in (("tensorboard", logger.get("use_tb_logger") or wandb,
+                                 "logger:use_tb_logger=false"),
+                                ("wandb", wandb, "logger:wandb:project=null")):
+        # train.py:17-26: imported only after the experiment folder is made
+        if wanted and "debug" not in str(opt.get("name")) and importlib.util.find_spec(module) is None:
+            raise OptionsError(f"{path}: logger: needs the {module} package, which is not installed "
+                               f"(pip install {module}, or --force_yml {off})")
     val = opt.get("val")
     if isinstance(val, dict):
         _want(_is_int(val.get("val_freq")) and val["val_freq"] >= 1, path, "val:val_freq",
