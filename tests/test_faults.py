@@ -493,4 +493,4 @@ def test_output_paths_are_checked_before_the_work(argv, words, tmp_path, capsys)
     assert w2amsn_main([a.format(tmp=tmp_path) for a in argv]) == 2
     err = _one_error_line(capsys)
     assert "error:" in err and words in err
-    assert time.monotonic() - start < 5, "refused before any measuring or training"
+    assert time.monotonic() - start < 30, "refused before any measuring or training (minutes)"
