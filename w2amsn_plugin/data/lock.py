@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..results.output_paths import output_folder_problem
-
 __all__ = ["LOCK_NAME", "FolderLocked", "folder_lock"]
 
 LOCK_NAME = ".w2amsn.lock"
@@ -73,11 +71,11 @@ def folder_lock(folder: str | os.PathLike, what: str,
     the end and was created here) for the block; :class:`FolderLocked` if another live process
     holds it or the folder cannot be created or written."""
     folder = Path(folder)
-    problem = output_folder_problem(folder)
-    if problem:
-        raise FolderLocked(problem)
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # commands check this first (results.output_paths); other callers here
+        raise FolderLocked(f"{folder}: cannot be created ({err.strerror or err})") from None
     path = folder / LOCK_NAME
     fd = _acquire(path)
     try:
