@@ -289,8 +289,8 @@ def _patch_resume_newest_intact() -> None:
             return original(opt)
         root = osp.join("experiments", opt["name"])  # train.py:71 (relative to the cwd)
         labels = [k.removeprefix("network_") for k in opt if k.startswith("network_")]
-        state, damaged = newest_intact_state(osp.join(root, "training_states"),
-                                             osp.join(root, "models"), labels)
+        models = opt["path"].get("models", osp.join(root, "models"))  # where check_resume looks
+        state, damaged = newest_intact_state(osp.join(root, "training_states"), models, labels)
         for err in damaged:
             _say(opt, f"warning: {err}; not resuming from it")
         if state is not None and damaged:
@@ -299,8 +299,7 @@ def _patch_resume_newest_intact() -> None:
             _say(opt, f"no intact training state in {osp.join(root, 'training_states')}: "
                       "training starts from iteration 0")
         if opt.get("rank", 0) == 0:  # temporary files of a save that was killed
-            for folder in ("training_states", "models"):
-                path = osp.join(root, folder)
+            for path in (osp.join(root, "training_states"), models):
                 for name in os.listdir(path) if osp.isdir(path) else []:
                     if name.startswith(".") and TMP_MARK in name:
                         os.remove(osp.join(path, name))
