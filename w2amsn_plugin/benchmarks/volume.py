@@ -1,5 +1,6 @@
-"""Whole-volume row of ``w2amsn bench``: :func:`w2amsn_plugin.infer.super_resolve_volume` on a
-256x256xN volume at x4, wall time and peak memory (issue 11, deliverable 1).
+"""Whole-volume rows of ``w2amsn bench``: :func:`w2amsn_plugin.inference.super_resolve_volume` on a
+256x256xN volume at x4, wall time and peak memory (issue 11, deliverable 1); and the x8
+self-ensemble against a plain pass over the same slices (issue 16: at most 8.5x), :func:`ensemble_row`.
 
 It runs in a fresh (spawned) process so the peak resident set size is this job's own, not the
 bench's. On Linux the peak is the process's ``VmHWM`` (``/proc/self/status``): ``ru_maxrss``
@@ -21,7 +22,11 @@ from typing import Any
 
 from .results import Row
 
-__all__ = ["VolumeSettings", "peak_rss_bytes", "volume_row", "run_volume"]
+__all__ = ["VolumeSettings", "ENSEMBLE_TARGET", "peak_rss_bytes", "volume_row", "run_volume",
+           "ensemble_row"]
+
+#: the x8 self-ensemble may cost this many plain passes at most (issue 16)
+ENSEMBLE_TARGET = 8.5
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,10 @@ class VolumeSettings:
     budget_s: float = 240.0
     device: str = "cpu"
     threads: int = 0  # 0: torch's default
+    # the ensemble row: slices of the volume's size, at most this side, at x2
+    ensemble_side: int = 120
+    ensemble_slices: int = 2
+    ensemble_reps: int = 1
 
 
 def peak_rss_bytes() -> int:
@@ -134,3 +143,42 @@ def volume_row(s: VolumeSettings, seconds_per_slice_estimate: float | None = Non
                note="; ".join(note),
                extra={**res, "slices_run": depth, "slices_total": total,
                       "peak_rss_above_output": above, "extrapolated": depth < total})
+
+
+def ensemble_row(s: VolumeSettings) -> Row:
+    """``super_resolve_volume`` with and without ``self_ensemble`` on the same slices (of the
+    volume's in-plane size, capped at ``s.ensemble_side``, at x2, default precision), timed
+    round-robin in this process; the ratio is what the ensemble costs in plain passes."""
+    import torch
+    from basicsr.archs import build_network
+
+    from .. import device_caps
+    from ..archs.presets import preset
+    from ..inference import super_resolve_volume
+    from .timing import time_interleaved
+
+    height, width = (min(n, s.ensemble_side) for n in s.shape[:2])
+    torch.manual_seed(0)
+    net = build_network(preset(s.model, 2)).eval().requires_grad_(False)
+    volume = _smooth_volume(height, width, s.ensemble_slices)
+    bf16 = device_caps.resolve_bf16(None, s.device)
+
+    def call(ensemble: bool):
+        return lambda: super_resolve_volume(volume, net, 2, plane_axis=2, bf16=bf16,
+                                            device=s.device, self_ensemble=ensemble)
+
+    timings, failed = time_interleaved({False: call(False), True: call(True)}, warmup=1,
+                                       reps=s.ensemble_reps, device=s.device)
+    if failed:
+        raise next(iter(failed.values()))
+    plain, ens = timings[False].best, timings[True].best
+    ratio = ens / plain
+    return Row("volume", f"{s.model} x2 x8 self-ensemble vs plain, super_resolve_volume",
+               model=s.model, path="super_resolve_volume x8 self-ensemble",
+               precision="bf16" if bf16 else "fp32",
+               input=f"{height}x{width}x{s.ensemble_slices}",
+               seconds=ens / s.ensemble_slices, throughput=s.ensemble_slices / ens, unit="slices/s",
+               note=f"{ratio:.2f}x a plain pass ({plain / s.ensemble_slices:.3g} s/slice); target "
+                    f"<= {ENSEMBLE_TARGET}x: {'met' if ratio <= ENSEMBLE_TARGET else 'NOT met'}",
+               extra={"ratio": ratio, "plain_seconds": plain, "ensemble_seconds": ens,
+                      "target": ENSEMBLE_TARGET, "met": ratio <= ENSEMBLE_TARGET})

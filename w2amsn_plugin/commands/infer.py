@@ -124,11 +124,12 @@ class _Job:
 
     @property
     def slice_shape(self) -> tuple[int, int, int]:
-        """(slices, height, width) of one volume in the chosen plane."""
+        """(slices, height, width) of one volume in the chosen plane, slices upright as in
+        training (:data:`w2amsn_plugin.data.planes.DISPLAY`)."""
         canon_shape = [self.data.shape[int(np.flatnonzero(self.ornt[:, 0] == ax)[0])]
                        for ax in range(3)]
-        height, width = (canon_shape[ax] for ax in range(3) if ax != self.ras_axis)
-        return canon_shape[self.ras_axis], height, width
+        row, col = planes.plane_pixel_axes(self.ras_axis)
+        return canon_shape[self.ras_axis], canon_shape[row], canon_shape[col]
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -152,7 +153,7 @@ def _choose_percentile(args: argparse.Namespace, proto: TrainingProtocol) -> tup
         return args.percentile, "--percentile"
     if proto.percentile is not None:
         return proto.percentile, f"the training manifest {proto.manifest}"
-    return DEFAULT_PERCENTILE, "default (the training percentile is unknown)"
+    return DEFAULT_PERCENTILE, "default: the training percentile is unknown"
 
 
 def _in_plane_voxel(job: _Job) -> tuple[float, float]:
@@ -317,14 +318,16 @@ def _run_network(job: _Job, args: argparse.Namespace) -> np.ndarray:
     with tqdm(total=n_slices * len(volumes), unit="slice", desc="super-resolving", leave=False,
               disable=args.no_progress) as bar:
         for i, vol in enumerate(volumes):
-            canon = geometry.to_canonical(vol, job.ornt)
+            # the slices upright, as the network saw them in training (data.planes.DISPLAY)
+            stack = planes.plane_stack(geometry.to_canonical(vol, job.ornt), job.ras_axis)
             try:
-                sr = super_resolve_array(canon, job.model.net, job.model.scale,
-                                         plane_axis=job.ras_axis, plan=job.plan,
+                sr = super_resolve_array(stack, job.model.net, job.model.scale,
+                                         plane_axis=0, plan=job.plan,
                                          self_ensemble=args.self_ensemble, bf16=job.bf16,
                                          device=job.device, progress=bar, window=job.windows[i])
             except InferenceError as err:
                 raise InferenceError(f"{job.in_path}: {err}") from err
+            sr = planes.unplane_stack(sr, job.ras_axis)
             sr = to_output_dtype(geometry.from_canonical(sr, job.ornt), job.out_dtype)
             if out is None:
                 return sr
