@@ -15,7 +15,7 @@ ratios measured in one run, never timed asserts).
 - IXI preparation (``make_ixi_lmdb``, 1 and 2 workers) on a fake IXI tree, and the training data
   path (``IXIPairedDataset`` over LMDB, 0 and 1 workers) (:mod:`.data_path`);
 - a 256x256x150 volume at x4 through ``super_resolve_volume``: wall time and peak memory in a
-  child process (:mod:`.volume`);
+  child process, and the x8 self-ensemble's cost in plain passes (:mod:`.volume`);
 - with ``--weights`` (a trained checkpoint), what bf16 costs in foreground PSNR on the shipped
   Colin27 sample (:mod:`.precision`);
 
@@ -186,6 +186,8 @@ def volume_group(p: Profile, rows_so_far: list[Row], device: str, threads: int) 
         estimate = ours.seconds * inference.slice_flops(s.model, s.scale, h, w) / x2
     rows = guarded("volume", f"{s.model} x{s.scale} whole volume",
                    lambda: volume.volume_row(s, estimate), model=s.model)
+    rows += guarded("volume", f"{s.model} x2 x8 self-ensemble", lambda: [volume.ensemble_row(s)],
+                    model=s.model)
     _say(rows)
     return rows
 
