@@ -76,7 +76,7 @@ PROFILES: dict[str, Profile] = {
         matrix_models=("W2AMSN-S",), ours_models=("W2AMSN", "EDSR", "RCAN"), compile_models=(),
         train=training.TrainSettings(warmup=1, reps=1), train_models=("W2AMSN-S",),
         data=data_path.DataSettings(n_volumes=4, n_batches=15),
-        volume=volume.VolumeSettings(budget_s=15.0), precision_slices=4, limit_reps=5),
+        volume=volume.VolumeSettings(budget_s=15.0, ensemble_side=64), precision_slices=4, limit_reps=5),
 }
 
 
