@@ -26,10 +26,11 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+import cv2
 import numpy as np
 
 from ..metrics.foreground import DEFAULT_FG_THRESHOLD, foreground_mask
-from ..metrics.psnr_ssim import PSNR_MAX_DB, _ssim_map
+from ..metrics.psnr_ssim import _C1, _C2, _MSE_FLOOR, _SSIM_RADIUS
 from .degradations import bicubic_downscale
 from .ixi import IXIDataError, crop_stack, load_canonical, open_volume, plane_geometry
 from .normalization import normalize_intensity
@@ -51,7 +52,9 @@ PERCENTILES = (99.5, 100.0)
 BIT_CHOICES = (16, 8)
 BORDERS = ("scale", "none")
 REGIONS = ("foreground", "whole")
-_SSIM_R = 5  # radius of the SSIM window (metrics.psnr_ssim)
+_SSIM_R = _SSIM_RADIUS
+#: the metrics' 11x11 Gaussian window (sigma 1.5) as its 1-D factor
+_GAUSS_1D = cv2.getGaussianKernel(2 * _SSIM_RADIUS + 1, 1.5)
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,8 @@ def volume_sums(path: str | os.PathLike, scales: Iterable[int], planes: Iterable
             for bits in BIT_CHOICES:
                 top = float(2**bits - 1)
                 hr = quantize(stack, bits) / top
-                masks = [foreground_mask(s, DEFAULT_FG_THRESHOLD) for s in hr]
+                masks = np.stack([foreground_mask(s, DEFAULT_FG_THRESHOLD)
+                                  for s in hr]).astype(np.float64)
                 for scale in scales:
                     lr = quantize(np.clip(bicubic_downscale(hr, scale), 0, 1), bits) / top
                     up = bicubic_upsample(torch.from_numpy(lr), scale).numpy()
@@ -126,38 +130,65 @@ def volume_sums(path: str | os.PathLike, scales: Iterable[int], planes: Iterable
     return sums
 
 
-def _score(sums: dict, hr: np.ndarray, sr: np.ndarray, masks: list[np.ndarray], scale: int,
+def _score(sums: dict, hr: np.ndarray, sr: np.ndarray, masks: np.ndarray, scale: int,
            base: Variant) -> None:
-    """Add one stack's slice scores for the four border/region readings of ``base``."""
+    """Add one stack's slice scores for the four border/region readings of ``base``, the whole
+    ``(n, H, W)`` stack at once (one separable Gaussian filter for every slice's SSIM)."""
     r = _SSIM_R
-    for gt, out, mask in zip(hr, sr, masks):
-        err = (out - gt) ** 2
-        ssim = _ssim_map(out, gt)
-        for border in BORDERS:
-            b = scale if border == "scale" else 0
-            inner = (slice(b, err.shape[0] - b), slice(b, err.shape[1] - b))
-            ssim_inner = ssim[inner[0].start:ssim.shape[0] - b, inner[1].start:ssim.shape[1] - b]
-            m = mask[inner]
-            m_ssim = mask[r + b:mask.shape[0] - r - b, r + b:mask.shape[1] - r - b]
-            for region in REGIONS:
-                key = (Variant(base.plane, base.percentile, base.bits, border, region), scale)
-                acc = sums.setdefault(key, [0.0, 0, 0.0, 0])
-                if region == "whole":
-                    acc[0] += _psnr(float(err[inner].mean()))
-                    acc[2] += float(ssim_inner.mean())
-                    acc[1] += 1
-                    acc[3] += 1
-                    continue
-                if m.any():
-                    acc[0] += _psnr(float(err[inner][m].mean()))
-                    acc[1] += 1
-                if m_ssim.any():
-                    acc[2] += float(ssim_inner[m_ssim].mean())
-                    acc[3] += 1
+    n = hr.shape[0]
+    err = (sr - hr) ** 2
+    stats = np.concatenate([sr, hr, sr * sr, hr * hr, sr * hr])  # (5n, H, W)
+    # every slice stacked into one tall image: the separable Gaussian mixes neighbouring slices
+    # only within r rows of their edges, which the valid part below drops
+    filtered = cv2.sepFilter2D(stats.reshape(-1, stats.shape[2]), -1, _GAUSS_1D, _GAUSS_1D)
+    filtered = filtered.reshape(stats.shape)
+    valid = filtered[:, r:-r, r:-r]  # the SSIM map's valid part, as the metrics take it
+    mu_x, mu_y, xx, yy, xy = valid.reshape(5, n, *valid.shape[1:])
+    # SSIM = (2 mu_x mu_y + C1)(2 cov + C2) / ((mu_x² + mu_y² + C1)(var_x + var_y + C2)), in place
+    mu_xy = mu_x * mu_y
+    xy -= mu_xy
+    xy *= 2
+    xy += _C2
+    mu_xy *= 2
+    mu_xy += _C1
+    xy *= mu_xy                   # numerator
+    mu_x *= mu_x
+    mu_y *= mu_y
+    xx -= mu_x
+    xx += yy
+    xx -= mu_y
+    xx += _C2                     # var_x + var_y + C2
+    mu_x += mu_y
+    mu_x += _C1
+    xx *= mu_x                    # denominator
+    ssim = np.divide(xy, xx, out=xy)
+    h, w = hr.shape[1:]
+    for border in BORDERS:
+        b = scale if border == "scale" else 0
+        e = err[:, b:h - b, b:w - b]
+        m = masks[:, b:h - b, b:w - b]
+        s_map = ssim[:, b:ssim.shape[1] - b, b:ssim.shape[2] - b]
+        m_ssim = masks[:, r + b:h - r - b, r + b:w - r - b]
+        n_fg, n_fg_ssim = m.sum(axis=(1, 2)), m_ssim.sum(axis=(1, 2))
+        has, has_ssim = n_fg > 0, n_fg_ssim > 0
+        fg_sse = np.einsum("ijk,ijk->i", e, m)
+        fg_ssim = np.einsum("ijk,ijk->i", s_map, m_ssim)
+        scores = {
+            "whole": (_psnr(e.mean(axis=(1, 2))), s_map.mean(axis=(1, 2))),
+            "foreground": (_psnr(fg_sse[has] / n_fg[has]), fg_ssim[has_ssim] / n_fg_ssim[has_ssim]),
+        }
+        for region, (psnr, ssim_values) in scores.items():
+            key = (Variant(base.plane, base.percentile, base.bits, border, region), scale)
+            acc = sums.setdefault(key, [0.0, 0, 0.0, 0])
+            acc[0] += float(psnr.sum())
+            acc[1] += int(psnr.size)
+            acc[2] += float(ssim_values.sum())
+            acc[3] += int(ssim_values.size)
 
 
-def _psnr(mse: float) -> float:
-    return PSNR_MAX_DB if mse <= 1e-10 else 10.0 * math.log10(1.0 / mse)
+def _psnr(mse: np.ndarray) -> np.ndarray:
+    """PSNR in dB of [0, 1] data, the MSE floored as the plugin's metrics floor it."""
+    return 10.0 * np.log10(1.0 / np.maximum(mse, _MSE_FLOOR))
 
 
 def add_sums(total: dict, part: dict) -> None:
