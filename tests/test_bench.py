@@ -251,7 +251,7 @@ def test_guarded_turns_an_exception_into_an_error_row() -> None:
 @pytest.mark.parametrize("argv, message", [
     (["--device", "tpu"], "--device must be cpu, cuda or cuda:N"),
     (["--threads", "-1"], "--threads must be >= 0"),
-    (["--json", "/nonexistent/dir/out.json"], "its folder /nonexistent/dir does not exist"),
+    (["--json", "/nonexistent/dir/out.json"], "/nonexistent/dir/out.json: its folder does not exist"),
 ])
 def test_bad_arguments_are_one_line_errors(argv: list[str], message: str,
                                            capsys: pytest.CaptureFixture) -> None:
