@@ -55,6 +55,14 @@ class Experiment:
     tag: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    #: iterations per "epoch" (ours: one patch per training slice; 1000 is EDSR/RCAN's) and the
+    #: total (None: the paper's 1000 epochs); docs/reproducing.md, "The data protocol"
+    iters_per_epoch: int = ITERS_PER_EPOCH
+    total_iter: int | None = None
+
+    @property
+    def iterations(self) -> int:
+        return self.total_iter or 1000 * self.iters_per_epoch
 
     @property
     def file_arch(self) -> str:
@@ -80,7 +88,9 @@ class Experiment:
             size = f"g{net['num_group']}b{net['num_block']}f{net['num_feat']}"
         else:
             size = f"b{net['num_block']}f{net['num_feat']}"
-        return f"{self.stem}_{size}_IXI_{TOTAL_ITER // 1000}k_B{BATCH}"
+        n = self.iterations
+        length = f"{n // 1000}k" if n % 1000 == 0 else f"{n}it"
+        return f"{self.stem}_{size}_IXI_{length}_B{BATCH}"
 
 
 def _ablations() -> list[Experiment]:
@@ -93,11 +103,22 @@ def _ablations() -> list[Experiment]:
 
 
 def _readings() -> list[Experiment]:
-    """Other readings of the paper that a network option gives (docs/reproducing.md, "The data
-    protocol"): Table II's sizes with the upsampler on 8a features (T2 x2, as Table II)."""
-    return [Experiment(arch, "T2", 2, "reading_tab2", "up256", {"upsample_feat": 256},
+    """Other readings of the paper (docs/reproducing.md, "The data protocol"): Table II's sizes
+    with the upsampler on 8a features (T2 x2, as Table II); EDSR/RCAN's 1000-iteration "epoch"
+    (the schedule doubled: 1M iterations, lr halved every 200k); Table VI's "after 400
+    iterations" taken literally (its four variants, T2 x4)."""
+    tab2 = [Experiment(arch, "T2", 2, "reading_tab2", "up256", {"upsample_feat": 256},
                        "Table II reading: F_R upsamples on 8a = 256 features (docs/model-size.md)")
             for arch in ("W2AMSN", "W2AMSN-S")]
+    epoch = [Experiment("W2AMSN", "T1", 2, "reading_epoch", "epoch1000it", {},
+                        "reading: an epoch of 1000 iterations (EDSR/RCAN), 1M iterations",
+                        iters_per_epoch=1000)]
+    variants = {"tab6_a": ABLATIONS["tab6-a"].overrides, "tab6_b": ABLATIONS["tab6-b"].overrides,
+                "tab6_c": ABLATIONS["tab6-c"].overrides, "tab6_d": {}}  # D = the full model
+    tab6 = [Experiment("W2AMSN", "T2", 4, "reading_tab6_400it", f"{label}_400it", dict(overrides),
+                       "Table VI reading: 'after 400 iterations' taken literally", total_iter=400)
+            for label, overrides in variants.items()]
+    return tab2 + epoch + tab6
 
 
 def experiments() -> list[Experiment]:
@@ -138,15 +159,18 @@ def metrics_options(scale: int) -> dict[str, Any]:
             "ssim": {"type": "calculate_ssim_mr", "crop_border": scale, "better": "higher"}}
 
 
-def paper_train_section() -> dict[str, Any]:
+def paper_train_section(iters_per_epoch: int = ITERS_PER_EPOCH, total_iter: int | None = None
+                        ) -> dict[str, Any]:
     """The ``train:`` section of the paper's schedule (section IV-B): L1, Adam(0.9, 0.999, 1e-8),
-    lr 1e-4 halved every 100k iterations, 500k iterations, no EMA."""
+    lr 1e-4 halved every 200 epochs, 1000 epochs (``total_iter`` overrides), no EMA; with the
+    default 500 iterations per epoch: halved every 100k iterations, 500k iterations."""
+    step, total = 200 * iters_per_epoch, total_iter or 1000 * iters_per_epoch
     return {"ema_decay": 0,
             "optim_g": {"type": "Adam", "lr": 1.0e-4, "weight_decay": 0,
                         "betas": [0.9, 0.999], "eps": 1.0e-8},
             "scheduler": {"type": "MultiStepLR",
-                          "milestones": list(range(100_000, TOTAL_ITER, 100_000)), "gamma": 0.5},
-            "total_iter": TOTAL_ITER, "warmup_iter": -1,
+                          "milestones": list(range(step, total, step)), "gamma": 0.5},
+            "total_iter": total, "warmup_iter": -1,
             "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"}}
 
 
@@ -162,7 +186,7 @@ def train_options(exp: Experiment) -> dict[str, Any]:
                      "val": _dataset(exp.modality, "val", exp.scale, "val")},
         "network_g": exp.network(),
         "path": {"pretrain_network_g": None, "strict_load_g": True, "resume_state": None},
-        "train": paper_train_section(),
+        "train": paper_train_section(exp.iters_per_epoch, exp.total_iter),
         "val": {"val_freq": 5000, "save_img": False, "self_ensemble": False,
                 "metrics": metrics_options(exp.scale)},
         "logger": {"print_freq": 100, "save_checkpoint_freq": 5000, "use_tb_logger": True,
