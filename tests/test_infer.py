@@ -461,6 +461,15 @@ def test_ensemble_runs_at_the_plain_plan_and_gives_the_old_results():
     engine._run_plan(vol, counting, 2, 0, plan, True, False, "cpu")
     assert len(counting.pixels) == 8 * len(plain) and max(counting.pixels) == max(plain)
     assert sum(counting.pixels) == 8 * sum(plain)
+    assert len(counting.pixels) == plan.forward_calls(4, 40, 37, self_ensemble=True)
+    # a short batch (2 square slices, room for 8 windows) takes 4 transforms per call
+    for shape, calls in (((2, 16, 16), 2), ((2, 16, 12), 2), ((3, 16, 16), 4)):
+        counting.pixels.clear()
+        engine._run_plan(vol[:shape[0], :shape[1], :shape[2]], counting, 2, 0,
+                         infer.TilePlan(batch=8), True, False, "cpu")
+        assert len(counting.pixels) == calls == infer.TilePlan(batch=8).forward_calls(
+            *shape, self_ensemble=True)
+        assert max(counting.pixels) <= 8 * shape[1] * shape[2]
     torch.manual_seed(0)
     net = W2AMSN(num_feat=4, num_block=1, upscale=2).eval()
     new = infer.super_resolve_volume(vol, net, 2, plane_axis=0, self_ensemble=True, bf16=False)

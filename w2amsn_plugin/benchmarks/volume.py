@@ -148,7 +148,9 @@ def volume_row(s: VolumeSettings, seconds_per_slice_estimate: float | None = Non
 def ensemble_row(s: VolumeSettings) -> Row:
     """``super_resolve_volume`` with and without ``self_ensemble`` on the same slices (of the
     volume's in-plane size, capped at ``s.ensemble_side``, at x2, default precision), timed
-    round-robin in this process; the ratio is what the ensemble costs in plain passes."""
+    round-robin in this process; the ratio is what the ensemble costs in plain passes. All the
+    slices make one full batch, so the ensemble makes 8 calls of the plain call's size (a short
+    batch would let it put several transforms in one call, which flatters the ratio)."""
     import torch
     from basicsr.archs import build_network
 
@@ -165,7 +167,8 @@ def ensemble_row(s: VolumeSettings) -> Row:
 
     def call(ensemble: bool):
         return lambda: super_resolve_volume(volume, net, 2, plane_axis=2, bf16=bf16,
-                                            device=s.device, self_ensemble=ensemble)
+                                            batch=s.ensemble_slices, device=s.device,
+                                            self_ensemble=ensemble)
 
     timings, failed = time_interleaved({False: call(False), True: call(True)}, warmup=1,
                                        reps=s.ensemble_reps, device=s.device)

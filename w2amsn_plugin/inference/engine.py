@@ -19,8 +19,9 @@ interpolation of the paper's degradation) and added back, so bright structures k
 (at bicubic sharpness) and the output stays in the input's units. A model that is exactly bicubic
 upsampling therefore reproduces bicubic upsampling of the input.
 
-The x8 self-ensemble (W²AMSN+, paper Table III) runs the 8 dihedral transforms one after another
-on each batch of the plain pass's tile plan, so it costs 8 plain passes, not more.
+The x8 self-ensemble (W²AMSN+, paper Table III) runs the 8 dihedral transforms of each batch of the
+plain pass's tile plan one after another (several per call where a batch is short, never more
+windows per call than the plan's batch), so it costs 8 plain passes, not more.
 """
 from __future__ import annotations
 
@@ -118,9 +119,16 @@ class TilePlan:
 
     def forward_calls(self, n_slices: int, height: int, width: int,
                       self_ensemble: bool = False) -> int:
-        """Network calls for ``n_slices`` slices (8 per batch with the x8 self-ensemble)."""
-        windows = n_slices * len(self.windows(height, width)[1])
-        return math.ceil(windows / self.batch) * (NUM_TRANSFORMS if self_ensemble else 1)
+        """Network calls for ``n_slices`` slices (with the x8 self-ensemble: 8 per full batch,
+        fewer for a short one, as :func:`_forward_fn` groups them)."""
+        (win_h, win_w), boxes = self.windows(height, width)
+        windows = n_slices * len(boxes)
+        if not self_ensemble:
+            return math.ceil(windows / self.batch)
+        group_sizes = (NUM_TRANSFORMS,) if win_h == win_w else (4, 4)
+        sizes = [self.batch] * (windows // self.batch) + ([windows % self.batch] if windows % self.batch
+                                                          else [])
+        return sum(math.ceil(g / max(1, self.batch // n)) for n in sizes for g in group_sizes)
 
 
 def plan_tiles(height: int, width: int, batch: int | None = CPU_BATCH, *,
@@ -216,8 +224,8 @@ def _prepare(net: nn.Module, device: torch.device) -> nn.Module:
     return net.to(device=device, memory_format=torch.channels_last).eval()
 
 
-def _forward_fn(net: nn.Module, device: torch.device, bf16: bool, ensemble: bool
-                ) -> Callable[[Tensor], Tensor]:
+def _forward_fn(net: nn.Module, device: torch.device, bf16: bool, ensemble: bool,
+                batch: int = 1) -> Callable[[Tensor], Tensor]:
     def forward(x: Tensor) -> Tensor:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             return net(x.contiguous(memory_format=torch.channels_last)).float()
@@ -226,12 +234,22 @@ def _forward_fn(net: nn.Module, device: torch.device, bf16: bool, ensemble: bool
         return forward
 
     def ensemble_x8(x: Tensor) -> Tensor:
-        """Mean over the 8 dihedral transforms (:mod:`w2amsn_plugin.archs.self_ensemble`), one
-        network call each on the whole batch: the same pixels per call as a plain pass."""
+        """Mean over the 8 dihedral transforms (:mod:`w2amsn_plugin.archs.self_ensemble`) at the
+        plain plan: no call holds more than ``batch`` windows, so a full batch runs the 8 one
+        after another and a short one (the last, a small volume) several per call; transforms
+        that transpose a non-square window (4..7) never share a call with the others."""
+        n = x.shape[0]
+        per_call = max(1, batch // n)
+        square = x.shape[-1] == x.shape[-2]
+        groups = [range(NUM_TRANSFORMS)] if square else [range(4), range(4, NUM_TRANSFORMS)]
         total = None
-        for k in range(NUM_TRANSFORMS):
-            part = inverse_transform(forward(transform(x, k)), k)
-            total = part.clone() if total is None else total.add_(part)
+        for group in groups:
+            for start in range(group.start, group.stop, per_call):
+                ks = range(start, min(start + per_call, group.stop))
+                out = forward(torch.cat([transform(x, k) for k in ks]))
+                for i, k in enumerate(ks):
+                    part = inverse_transform(out[i * n:(i + 1) * n], k)
+                    total = part.clone() if total is None else total.add_(part)
         return total.div_(NUM_TRANSFORMS)
 
     return ensemble_x8
@@ -311,7 +329,7 @@ def _run_plan(volume: np.ndarray, net: nn.Module, scale: int, plane_axis: int, p
     per batch with ``window`` when given). ``staged`` takes the CUDA copy-back path on the CPU."""
     device = torch.device(device)
     net = _prepare(net, device)
-    forward = _forward_fn(net, device, bf16, ensemble)
+    forward = _forward_fn(net, device, bf16, ensemble, plan.batch)
     shape = [n * (1 if ax == plane_axis else scale) for ax, n in enumerate(volume.shape)]
     out = np.empty(shape, dtype=np.float32)
     lr = np.moveaxis(volume, plane_axis, 0)
