@@ -695,3 +695,20 @@ def test_cli_formats_in_and_out(colin_crop, bicubic_weights, tmp_path, in_class,
     got = np.asanyarray(out.dataobj).astype(np.float64)
     assert np.abs(got - np.clip(np.rint(ref), -32768, 32767)).max() <= 1
     assert (tmp_path / "out.json").is_file()
+
+
+def test_cli_acquisition_plane_of_an_anisotropic_scan(colin_crop, bicubic_weights, tmp_path, capsys):
+    """IXI's T1 is stored sagittal-first with 1.2 mm between sagittal slices: by default
+    (acquisition) the sagittal plane is super-resolved, whatever the stored axis order."""
+    data = np.asanyarray(nib.load(colin_crop).dataobj).astype(np.float32)
+    aff = np.diag([1.2, 0.94, 0.94, 1.0])
+    lr = tmp_path / "t1.nii.gz"
+    nib.save(nib.Nifti1Image(data, aff), lr)
+    assert _infer("--input", lr, "--output", tmp_path / "sr.nii.gz", "--weights",
+                  bicubic_weights[2]) == 0
+    out = nib.load(tmp_path / "sr.nii.gz")
+    assert out.shape == (37, 86, 10)
+    np.testing.assert_allclose(out.header.get_zooms(), [1.2, 0.47, 0.47])
+    rec = json.loads((tmp_path / "sr.json").read_text())
+    assert (rec["plane"]["name"], rec["plane"]["anatomical"], rec["plane"]["ras_axis"]) == (
+        "acquisition", "sagittal", 0)

@@ -5,7 +5,7 @@ Paths (same weights, same input, ``batch`` slices per call):
 
 - ``eager NCHW`` / ``eager channels_last``: plain PyTorch, ``net(x)`` under
   ``torch.inference_mode`` (and ``torch.autocast`` for bf16);
-- ``super_resolve_volume``: :func:`w2amsn_plugin.infer.super_resolve_volume` on a stack of
+- ``super_resolve_volume``: :func:`w2amsn_plugin.inference.super_resolve_volume` on a stack of
   slices (our inference path: channels_last, bf16 autocast where asked);
 - ``MRSRModel.test``: BasicSR's test path, ``feed_data`` + ``test`` on our ``MRSRModel`` with
   ``val: {channels_last: true, bf16: <precision>}``;
