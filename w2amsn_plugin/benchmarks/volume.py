@@ -148,9 +148,10 @@ def volume_row(s: VolumeSettings, seconds_per_slice_estimate: float | None = Non
 def ensemble_row(s: VolumeSettings) -> Row:
     """``super_resolve_volume`` with and without ``self_ensemble`` on the same slices (of the
     volume's in-plane size, capped at ``s.ensemble_side``, at x2, default precision), timed
-    round-robin in this process; the ratio is what the ensemble costs in plain passes. All the
-    slices make one full batch, so the ensemble makes 8 calls of the plain call's size (a short
-    batch would let it put several transforms in one call, which flatters the ratio)."""
+    round-robin in this process (8 plain passes per timed span); the ratio is what the ensemble
+    costs in plain passes. All the slices make one full batch, so the ensemble makes 8 calls of
+    the plain call's size (a short batch would let it put several transforms in one call, which
+    flatters the ratio)."""
     import torch
     from basicsr.archs import build_network
 
@@ -165,16 +166,21 @@ def ensemble_row(s: VolumeSettings) -> Row:
     volume = _smooth_volume(height, width, s.ensemble_slices)
     bf16 = device_caps.resolve_bf16(None, s.device)
 
-    def call(ensemble: bool):
-        return lambda: super_resolve_volume(volume, net, 2, plane_axis=2, bf16=bf16,
-                                            batch=s.ensemble_slices, device=s.device,
-                                            self_ensemble=ensemble)
+    def call(ensemble: bool, times: int):
+        def run() -> None:
+            for _ in range(times):
+                super_resolve_volume(volume, net, 2, plane_axis=2, bf16=bf16,
+                                     batch=s.ensemble_slices, device=s.device,
+                                     self_ensemble=ensemble)
+        return run
 
-    timings, failed = time_interleaved({False: call(False), True: call(True)}, warmup=1,
+    # the plain pass is timed 8 times in a row, so both timed spans are equally long: on a busy
+    # machine the best of short spans is otherwise luckier than the best of long ones
+    timings, failed = time_interleaved({False: call(False, 8), True: call(True, 1)}, warmup=1,
                                        reps=s.ensemble_reps, device=s.device)
     if failed:
         raise next(iter(failed.values()))
-    plain, ens = timings[False].best, timings[True].best
+    plain, ens = timings[False].best / 8, timings[True].best
     ratio = ens / plain
     return Row("volume", f"{s.model} x2 x8 self-ensemble vs plain, super_resolve_volume",
                model=s.model, path="super_resolve_volume x8 self-ensemble",
