@@ -86,7 +86,10 @@ def check_dataset(opt: dict, gt_folder: str, lq_folder: str, scale: int) -> None
     manifest_path = find_manifest(gt_folder)
     if manifest_path is None:
         return
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{manifest_path}: unreadable manifest ({err})") from None
     protocol = manifest.get("protocol") or {}
     if gt_name and manifest.get("modality") not in (None, gt_name[0]):
         raise ValueError(f"{manifest_path}: describes IXI {manifest['modality']}, the database "
