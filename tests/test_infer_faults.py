@@ -139,6 +139,7 @@ def test_bad_weights_are_one_line(files, tmp_path, capsys, name, needle):
     (("--tile", "7"), "tile 7: tiles under 8 px are refused"),
     (("--max-pixels", "100", "--tile-overlap", "2"), "leaves tiles of 6 px"),
     (("--batch", "0"), "batch (0)"),
+    (("--max-pixels", "0"), "max_pixels (0)"),
     (("--volume-index", "1"), "--volume-index 1 out of range (0..0)"),
 ])
 def test_bad_values_are_one_line(files, tmp_path, capsys, args, needle):

@@ -213,7 +213,8 @@ def _prepare(args: argparse.Namespace) -> _Job:
     for ax in geometry.input_axes([ax for ax in range(3) if ax != ras_axis], ornt):
         scales[ax] = model.scale
     percentile, percentile_why = _choose_percentile(args, proto)
-    max_pixels = args.max_pixels or auto_max_pixels(device, model.scale, args.self_ensemble)
+    max_pixels = (args.max_pixels if args.max_pixels is not None else
+                  auto_max_pixels(device, model.scale, args.self_ensemble))
     job = _Job(in_path=in_path, img=img, data=data, files=files, klass=klass, out_dtype=out_dtype,
                dtype_why=dtype_why, model=model, protocol=proto, plane=plane,
                plane_why=plane_why, ras_axis=ras_axis, ornt=ornt, scales=scales,
