@@ -43,6 +43,8 @@ def check_lmdb(folder: str | os.PathLike) -> dict[str, tuple[int, int]]:
     ``meta_info.txt``; return the ``meta_info.txt`` shapes."""
     import lmdb
 
+    from .lmdb_io import readonly_env
+
     folder = Path(folder)
     if not folder.is_dir():
         raise LmdbCheckError(f"{folder}: is not a folder (an LMDB is a folder with data.mdb)")
@@ -50,15 +52,11 @@ def check_lmdb(folder: str | os.PathLike) -> dict[str, tuple[int, int]]:
         if not (folder / name).is_file():
             raise LmdbCheckError(f"{folder}: is not an LMDB database (no {name})")
     shapes = read_meta_info(folder)
-    try:
-        env = lmdb.open(str(folder), readonly=True, lock=False, readahead=False, subdir=True)
+    try:  # the process's shared read-only environment: py-lmdb refuses a second open of a path
+        entries = readonly_env(folder).stat()["entries"]
     except lmdb.Error as err:
         raise LmdbCheckError(f"{folder}: data.mdb cannot be opened as an LMDB "
                              f"({str(err).splitlines()[0][:100]})") from None
-    try:
-        entries = env.stat()["entries"]
-    finally:
-        env.close()
     if entries != len(shapes):
         raise LmdbCheckError(f"{folder}: meta_info.txt lists {len(shapes)} keys but data.mdb holds "
                              f"{entries} values (an unfinished or mixed database?)")
