@@ -524,6 +524,10 @@ def test_out_of_memory_batches_are_split():
 
 def test_devices_and_memory_budget():
     assert engine.check_device("cpu") == torch.device("cpu")
+    net = W2AMSN(num_feat=4, num_block=1, upscale=2)
+    assert not net.conv_last.weight.is_contiguous(memory_format=torch.channels_last)
+    assert engine._prepare(net, torch.device("cpu")) is net and not net.training
+    assert net.conv_last.weight.is_contiguous(memory_format=torch.channels_last)
     assert engine.auto_max_pixels("cpu", 4, True) == infer.DEFAULT_MAX_PIXELS
     for bad, message in (("banana", "not a device"), ("meta", "only cpu and cuda")):
         with pytest.raises(infer.InferenceError, match=message):

@@ -173,6 +173,8 @@ def check_device(device: str | torch.device) -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise InferenceError(f"device {device!r}: this machine has "
                                  f"{torch.cuda.device_count()} CUDA device(s)")
+        if dev.index is None:  # the current one, named: tensors report their index
+            dev = torch.device("cuda", torch.cuda.current_device())
     elif dev.type != "cpu":
         raise InferenceError(f"device {device!r}: only cpu and cuda are supported")
     return dev
@@ -221,7 +223,16 @@ class _Window:
 
 
 def _prepare(net: nn.Module, device: torch.device) -> nn.Module:
-    return net.to(device=device, memory_format=torch.channels_last).eval()
+    """``net`` on ``device`` in channels_last, in eval mode. Walking every parameter costs ~1 ms
+    (W2AMSN-S), a tenth of a GPU call: skipped when the first conv weight whose layout tells
+    (more than one input channel and a kernel larger than 1x1) is already there in channels_last."""
+    weight = next((p for p in net.parameters() if p.dim() == 4 and p.shape[1] > 1
+                   and p.shape[2] * p.shape[3] > 1), None)
+    there = weight is not None and weight.device.type == device.type and (
+        device.index is None or weight.device.index == device.index)
+    if not there or not weight.is_contiguous(memory_format=torch.channels_last):
+        net.to(device=device, memory_format=torch.channels_last)
+    return net.eval()
 
 
 def _forward_fn(net: nn.Module, device: torch.device, bf16: bool, ensemble: bool,
