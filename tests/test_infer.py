@@ -641,6 +641,10 @@ def test_cli_sidecar_records_the_provenance(colin_crop, tiny_weights, tmp_path, 
     assert not (tmp_path / "p.nii.gz").exists() and not (tmp_path / "p.json").exists()
     for key in ("input", "weights", "network", "plane", "normalisation", "tiling"):
         assert plan[key] == rec[key] or key == "input" and plan[key]["sha256"] == rec[key]["sha256"]
+    # --json after a run prints the sidecar
+    assert _infer("--input", colin_crop, "--output", tmp_path / "j.nii", "--weights",
+                  tiny_weights[2], "--json") == 0
+    assert json.loads(capsys.readouterr().out) == json.loads((tmp_path / "j.json").read_text())
 
 
 @pytest.mark.parametrize("dtype,choice,expected", [
