@@ -2,16 +2,9 @@
 in :data:`w2amsn_plugin.archs.PRESETS`, next to the paper's Table II (T2 x2), counted by
 :func:`w2amsn_plugin.archs.complexity.count`.
 
-Multiply-adds are counted by ``torch.utils.flop_counter`` (convolutions and matrix products;
-FLOPs / 2) on a forward pass over the ``meta`` device, so nothing is computed or allocated and the
-count takes well under a second. Two MAC columns are printed:
-
-- ``MACs``: what our forward pass executes.
-- ``MACs (nominal)``: every layer of the paper run as drawn: each NCAB's upper 1x1 conv over the
-  whole feature map (eq. 5) and the global NCAB's lower 1x1 conv before C1g (eqs. 6-8). Ours
-  pools first and folds the global NCAB into C1g, the same function (see
-  :class:`~w2amsn_plugin.archs.w2amsn_blocks.NCAB` and ``W2AMSN.fold_global``). Table II follows
-  this convention (its MACs are params x 120 x 120). The two columns differ only for W²AMSN.
+Two MAC columns are printed, ``MACs`` (what our forward pass executes) and ``MACs (nominal)``
+(every layer as the paper draws it, Table II's convention); the module doc of
+:mod:`w2amsn_plugin.archs.complexity` says how they are counted and why they differ.
 
 A second table gives W²AMSN's size for candidate S2/W2 output widths (``mid_feat``, eq. 10): the
 evidence for the default width (docs/model-size.md).
