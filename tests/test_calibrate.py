@@ -18,7 +18,7 @@ from w2amsn_plugin.data.ixi import crop_stack, load_canonical
 from w2amsn_plugin.data.normalization import normalize_intensity
 from w2amsn_plugin.data.planes import plane_stack
 from w2amsn_plugin.data.png16 import quantize
-from w2amsn_plugin.inference.engine import bicubic_upsample
+from w2amsn_plugin.data.degradations import bicubic_upsample
 from w2amsn_plugin.metrics import (calculate_psnr_fg, calculate_psnr_mr, calculate_ssim_fg,
                                    calculate_ssim_mr)
 

@@ -18,7 +18,7 @@ from nibabel import orientations
 from torch import nn
 
 from w2amsn_plugin import device_caps, inference as infer
-from w2amsn_plugin.inference import engine
+from w2amsn_plugin.inference import engine, tiling
 from w2amsn_plugin.inference import geometry as geo
 from w2amsn_plugin.data.planes import ANATOMICAL_PLANES
 from w2amsn_plugin.archs import W2AMSN
@@ -528,7 +528,7 @@ def test_devices_and_memory_budget():
     assert not net.conv_last.weight.is_contiguous(memory_format=torch.channels_last)
     assert engine._prepare(net, torch.device("cpu")) is net and not net.training
     assert net.conv_last.weight.is_contiguous(memory_format=torch.channels_last)
-    assert engine.auto_max_pixels("cpu", 4, True) == infer.DEFAULT_MAX_PIXELS
+    assert tiling.auto_max_pixels("cpu", 4, True) == infer.DEFAULT_MAX_PIXELS
     for bad, message in (("banana", "not a device"), ("meta", "only cpu and cuda")):
         with pytest.raises(infer.InferenceError, match=message):
             engine.check_device(bad)
@@ -549,7 +549,7 @@ def test_cuda_path_matches_cpu_with_staged_copies():
     gpu = infer.super_resolve_array(vol, net, 2, plane_axis=0, plan=plan, bf16=False,
                                     device="cuda")  # TF32 convolutions
     np.testing.assert_allclose(gpu, cpu, atol=2e-3 * 700)
-    assert engine.auto_max_pixels("cuda", 2) >= infer.DEFAULT_MAX_PIXELS
+    assert tiling.auto_max_pixels("cuda", 2) >= infer.DEFAULT_MAX_PIXELS
 
 
 # --------------------------------------------------------------------------- issue 16: the CLI

@@ -23,10 +23,10 @@ from .. import device_caps
 from ..data import planes
 from ..data.normalization import DEFAULT_PERCENTILE
 from ..inference import geometry, output, provenance
-from ..inference.engine import (CPU_BATCH, DEFAULT_TILE_OVERLAP, TilePlan, auto_max_pixels,
-                                check_device, plan_tiles, super_resolve_array, volume_window)
+from ..inference.engine import check_device, super_resolve_array, volume_window
 from ..inference.loading import InferenceError, LoadedModel, load_model_info
 from ..inference.protocol import TrainingProtocol, training_protocol
+from ..inference.tiling import CPU_BATCH, DEFAULT_TILE_OVERLAP, TilePlan, auto_max_pixels, plan_tiles
 from ..inference.volumes import DTYPE_CHOICES, load_volume, output_class, output_dtype, to_output_dtype
 
 __all__ = ["VOXEL_TOLERANCE", "SMALL_SLICE", "configure_parser", "run"]

@@ -13,7 +13,7 @@ sizes, :func:`w2amsn_plugin.data.split.split_subjects`) and every :class:`Varian
 is made exactly as ``make_ixi_lmdb`` makes it (:mod:`.prepare`: normalise, slice the plane,
 crop, quantise), the LR stack is MATLAB bicubic of the quantised HR
 (:func:`~w2amsn_plugin.data.degradations.bicubic_downscale`), the bicubic SR is MATLAB bicubic
-upsampling (:func:`w2amsn_plugin.inference.engine.bicubic_upsample`) quantised to the same bit
+upsampling (:func:`w2amsn_plugin.data.degradations.bicubic_upsample`) quantised to the same bit
 depth, and each slice is scored with the plugin's metric definitions
 (:mod:`w2amsn_plugin.metrics`: PSNR on [0, 1], Gaussian SSIM, the foreground mask). One SSIM map and
 one error map per slice serve all four border/region readings (the SSIM map of a border-cropped
@@ -98,7 +98,7 @@ def volume_sums(path: str | os.PathLike, scales: Iterable[int], planes: Iterable
     """
     import torch
 
-    from ..inference.engine import bicubic_upsample
+    from .degradations import bicubic_upsample
 
     scales = list(scales)
     img, shape = open_volume(path)

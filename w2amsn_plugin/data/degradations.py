@@ -7,6 +7,8 @@
   ``calculate_weights_indices``, so a whole stack is resized with two matrix products instead of a
   Python loop per output row; ``tests/test_data_prep.py`` checks equality with BasicSR's
   ``imresize`` on real slices.
+  :func:`bicubic_upsample` is the inverse direction (MATLAB ``imresize(img, s, 'bicubic')``) on
+  torch tensors, for the bicubic reference and for what inference restores above the clip.
 - ``truncation``: k-space truncation, the MR acquisition model: the slice's 2-D Fourier
   transform is cut to its central ``H/s x W/s`` frequencies and transformed back at the low
   resolution (divided by ``s**2`` to keep intensities), and the magnitude is kept.
@@ -15,9 +17,15 @@ from __future__ import annotations
 
 import functools
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-__all__ = ["DEGRADATIONS", "bicubic_matrix", "bicubic_downscale", "kspace_truncate", "degrade"]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+__all__ = ["DEGRADATIONS", "bicubic_matrix", "bicubic_downscale", "bicubic_upsample", "kspace_truncate",
+           "degrade"]
 
 DEGRADATIONS = ("bicubic", "truncation")
 
@@ -95,3 +103,26 @@ def degrade(stack: np.ndarray, scale: int, kind: str) -> np.ndarray:
     if kind == "truncation":
         return kspace_truncate(stack, scale)
     raise ValueError(f"unknown degradation {kind!r}; choose one of {DEGRADATIONS}")
+
+
+@functools.lru_cache(maxsize=16)
+def _upsample_matrix(n_in: int, scale: int) -> Tensor:
+    """``(n_in * scale, n_in)`` matrix of MATLAB's bicubic ``imresize`` (BasicSR's weights),
+    with its symmetric boundary padding folded back onto the signal."""
+    import torch
+    from basicsr.utils.matlab_functions import calculate_weights_indices
+
+    weights, indices, sym_start, _ = calculate_weights_indices(
+        n_in, n_in * scale, scale, "cubic", 4, True)
+    pos = torch.remainder(indices.long() - sym_start, 2 * n_in)  # mirror, period 2 * n_in
+    pos = torch.where(pos >= n_in, 2 * n_in - 1 - pos, pos)
+    mat = torch.zeros(n_in * scale, n_in, dtype=torch.float64)
+    return mat.scatter_add_(1, pos, weights.double()).float()
+
+
+def bicubic_upsample(x: Tensor, scale: int) -> Tensor:
+    """MATLAB-compatible bicubic upsampling of the last two dims of ``x`` by an integer ``scale``
+    (equal to ``basicsr.utils.matlab_functions.imresize``, as two matrix products)."""
+    rows = _upsample_matrix(x.shape[-2], scale).to(x.device, x.dtype)
+    cols = _upsample_matrix(x.shape[-1], scale).to(x.device, x.dtype)
+    return rows @ x @ cols.T
