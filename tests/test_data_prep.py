@@ -16,7 +16,7 @@ import w2amsn_plugin  # noqa: F401,I001  (compat before basicsr)
 from basicsr.data.data_util import paired_paths_from_lmdb
 from basicsr.utils.matlab_functions import imresize
 from w2amsn_plugin.cli import w2amsn_main
-from w2amsn_plugin.data import prepare
+from w2amsn_plugin.data import prepare, volume_slices
 from w2amsn_plugin.data.degradations import bicubic_downscale, bicubic_matrix, kspace_truncate
 from w2amsn_plugin.data.fake_ixi import make_fake_ixi_tree
 from w2amsn_plugin.data.ixi import (IXIDataError, axial_stack, crop_stack, load_canonical,
@@ -215,7 +215,7 @@ def test_resume_after_interrupt_skips_finished_volumes(tree: Path, built, tmp_pa
                                                        monkeypatch: pytest.MonkeyPatch):
     reference, _ = built
     calls: list[str] = []
-    real = prepare.process_volume
+    real = volume_slices.process_volume
 
     def interrupted(path, *args, **kwargs):  # Ctrl-C while the third volume is processed
         calls.append(Path(path).name)
@@ -226,7 +226,7 @@ def test_resume_after_interrupt_skips_finished_volumes(tree: Path, built, tmp_pa
 
     interrupted.done = False
 
-    monkeypatch.setattr(prepare, "process_volume", interrupted)
+    monkeypatch.setattr(volume_slices, "process_volume", interrupted)
     cfg = _cfg(tree, tmp_path, degradations=("bicubic", "truncation"))
     with pytest.raises(KeyboardInterrupt):
         prepare.make_ixi_lmdb(cfg, log=lambda m: None)
@@ -244,7 +244,7 @@ def test_resume_after_interrupt_skips_finished_volumes(tree: Path, built, tmp_pa
     assert prepare.make_ixi_lmdb(cfg, log=lambda m: None).volumes_processed == 0 and not calls
     with pytest.raises(IXIDataError, match="IXI_T2_split.json: written with other options"):
         prepare.make_ixi_lmdb(_cfg(tree, tmp_path, crop=(64, 64, 6)), log=lambda m: None)
-    monkeypatch.setattr(prepare, "process_volume", real)
+    monkeypatch.setattr(volume_slices, "process_volume", real)
     again = prepare.make_ixi_lmdb(_cfg(tree, tmp_path, crop=(64, 64, 6), overwrite=True),
                                   log=lambda m: None)
     assert again.volumes_processed == 5

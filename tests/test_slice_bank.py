@@ -177,6 +177,5 @@ def test_basicsr_trains_through_the_bank(dbs: Path, tmp_path: Path, monkeypatch)
     path = tmp_path / "train.yml"
     path.write_text(yaml.safe_dump(opt, sort_keys=False))
     assert basicsr_main(["train", "-opt", str(path)]) == 0
-    logs = sorted((tmp_path / "experiments" / "bank_train").glob("train_*.log"))
-    assert logs and "l_pix" in logs[-1].read_text()
-    assert (tmp_path / "experiments" / "bank_train" / "models" / "net_g_3.pth").is_file()
+    run = tmp_path / "experiments" / "bank_train"  # (BasicSR's logger is per process: no log check)
+    assert (run / "models" / "net_g_3.pth").is_file() and (run / "training_states" / "3.state").is_file()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-__all__ = ["database_name", "database_path", "lr_kind", "manifest_name", "parse_database_name",
-           "kind_scale"]
+__all__ = ["database_name", "database_path", "lr_kind", "parse_lr_kind", "manifest_name",
+           "parse_database_name", "kind_scale"]
 
 _DATABASE_RE = re.compile(r"^IXI_(?P<modality>T1|T2|PD)_(?P<split>[a-z]+)_"
                           r"(?P<kind>HR|LR_[a-z]+_X\d+)\.lmdb$")
@@ -16,6 +16,12 @@ _DATABASE_RE = re.compile(r"^IXI_(?P<modality>T1|T2|PD)_(?P<split>[a-z]+)_"
 def lr_kind(degradation: str, scale: int) -> str:
     """Database kind of an LR set, e.g. ``LR_bicubic_X2``."""
     return f"LR_{degradation}_X{scale}"
+
+
+def parse_lr_kind(kind: str) -> tuple[str, int]:
+    """``(degradation, scale)`` of an LR database kind: the inverse of :func:`lr_kind`."""
+    _, degradation, scale = kind.split("_")
+    return degradation, int(scale[1:])
 
 
 def database_name(modality: str, split: str, kind: str) -> str:

@@ -13,7 +13,7 @@ For one modality it writes, BasicSR-style, into ``OUT``:
   ``hi``), the RAS axis the slices were taken along (``plane_axis_ras``) and the index along it of
   slice 0 (``slice_start``).
 
-Per volume (:func:`process_volume`): read and reorient to RAS, normalise to [0, 1] with
+Per volume (:func:`~.volume_slices.process_volume`): read and reorient to RAS, normalise to [0, 1] with
 :func:`~w2amsn_plugin.data.normalization.normalize_intensity`, cut the slices of the plane
 (default: the acquisition plane, :mod:`~w2amsn_plugin.data.planes`) upright, crop to the crop size
 (:mod:`~w2amsn_plugin.data.ixi`), quantise to ``bits``; each LR image is the degradation of the
@@ -35,31 +35,28 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import multiprocessing
 import os
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
-import numpy as np
-
-from .degradations import DEGRADATIONS, degrade
-from .ixi import (FOREGROUND_THRESHOLD, IXI_MODALITIES, SLICE_SELECTIONS, IXIDataError, crop_stack,
-                  load_canonical, open_volume, plane_geometry, scan_ixi_tree, slice_key)
-from .lmdb_io import lmdb_map_size, read_meta_keys, verify_lmdb, write_meta_info
+from .degradations import DEGRADATIONS
+from .ixi import (FOREGROUND_THRESHOLD, IXI_MODALITIES, SLICE_SELECTIONS, IXIDataError, open_volume,
+                  plane_geometry, scan_ixi_tree, slice_key)
+from .lmdb_io import lmdb_map_size, read_meta_keys, write_meta_info
 from .naming import database_name, kind_scale, lr_kind, manifest_name
-from .normalization import DEFAULT_PERCENTILE, normalize_intensity
-from .planes import DISPLAY, PLANES, plane_stack
-from .png16 import BIT_DEPTHS, DEFAULT_COMPRESS_LEVEL, encode_png16, quantize
+from .normalization import DEFAULT_PERCENTILE
+from .planes import DISPLAY, PLANES
+from .png16 import BIT_DEPTHS, DEFAULT_COMPRESS_LEVEL
 from .protocol import protocol_id, write_stamp
 from .split import SPLITS, split_subjects
+from .prep_pool import imap, make_pool, progress, run_task, verify_task
 from .staging import Staging, file_stamp, write_json_atomic
 
-__all__ = ["FORMAT_VERSION", "PrepConfig", "PrepResult", "VolumeResult", "process_volume",
-           "make_ixi_lmdb"]
+__all__ = ["FORMAT_VERSION", "PrepConfig", "PrepResult", "make_ixi_lmdb"]
 
 FORMAT_VERSION = 2
 
@@ -103,56 +100,6 @@ class PrepResult:
     volumes_processed: int
     seconds: float
     manifest: dict = field(repr=False, default_factory=dict)
-
-
-@dataclass
-class VolumeResult:
-    """Encoded slices of one volume (``values[kind][slice]``) and how they were made: the RAS axis
-    the slices were taken along and the index along it of slice 0, the normalisation window, the
-    file's axis codes (e.g. ``PSR``), the volume's shape after reorientation to RAS (before
-    cropping), the slices' pixel size in mm (rows, cols) and whether the plane was zero-padded."""
-
-    plane_axis_ras: int
-    slice_start: int
-    lo: float
-    hi: float
-    source_axcodes: str
-    ras_shape: tuple[int, ...]
-    pixel_mm: tuple[float, float]
-    padded: bool
-    values: dict[str, list[bytes]]
-
-
-def process_volume(path: str | os.PathLike, crop: tuple[int, int, int], percentile: float,
-                   lr_specs: Iterable[tuple[str, int]], encode_hr: bool = True,
-                   compress_level: int = DEFAULT_COMPRESS_LEVEL, plane: str = "acquisition",
-                   slices: str = "head", bits: int = 16) -> VolumeResult:
-    """Read one volume and encode its HR slices of ``plane`` (``crop`` = width, height, depth)
-    and its LR slices for each ``(degradation, s)``.
-
-    Raises :class:`IXIDataError` (one line naming the file) for unreadable or invalid volumes.
-    """
-    img, shape = open_volume(path)
-    geo = plane_geometry(path, img, shape, plane)
-    data, codes = load_canonical(path)
-    try:
-        norm, lo, hi = normalize_intensity(data, percentile)
-    except ValueError as err:
-        raise IXIDataError(f"{path}: {err}") from None
-    width, height, depth = crop
-    hr, start = crop_stack(plane_stack(norm, geo.ras_axis), height, width, depth, slices)
-    hr_q = quantize(hr, bits)
-    values: dict[str, list[bytes]] = {}
-    if encode_hr:
-        values["HR"] = [encode_png16(s, compress_level) for s in hr_q]
-    hr_f = hr_q.astype(np.float64) / float(2**bits - 1)
-    for degradation, scale in lr_specs:
-        lr_q = quantize(np.clip(degrade(hr_f, scale, degradation), 0.0, 1.0), bits)
-        values[lr_kind(degradation, scale)] = [encode_png16(s, compress_level) for s in lr_q]
-    return VolumeResult(plane_axis_ras=geo.ras_axis, slice_start=start, lo=lo, hi=hi,
-                        source_axcodes="".join(codes), ras_shape=tuple(int(n) for n in data.shape),
-                        pixel_mm=geo.pixel_mm,
-                        padded=geo.shape[0] < height or geo.shape[1] < width, values=values)
 
 
 # ------------------------------------------------------------------------------------ planning
@@ -206,11 +153,6 @@ def _kind_shape(kind: str, crop: tuple[int, int, int]) -> tuple[int, int]:
     """(height, width) of a database's slices for the crop (width, height, depth)."""
     scale = kind_scale(kind)
     return crop[1] // scale, crop[0] // scale
-
-
-def _lr_spec(kind: str) -> tuple[str, int]:
-    _, degradation, scale = kind.split("_")
-    return degradation, int(scale[1:])
 
 
 def _precheck_headers(paths: Iterable[Path], cfg: PrepConfig, crop: tuple[int, int, int],
@@ -281,46 +223,7 @@ def _preprocessing_text(cfg: PrepConfig, crop: tuple[int, int, int]) -> dict[str
     }
 
 
-# ------------------------------------------------------------------------------------- staging
 # ------------------------------------------------------------------------------------- workers
-def _init_worker() -> None:
-    import signal
-
-    import cv2
-    import torch
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled once, by the main process
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-
-
-def _run_task(task: tuple) -> tuple[str, str, VolumeResult]:
-    split, subject, path, crop, percentile, kinds, compress_level, plane, slices, bits = task
-    lr_specs = [_lr_spec(k) for k in kinds if k != "HR"]
-    result = process_volume(path, crop, percentile, lr_specs, encode_hr="HR" in kinds,
-                            compress_level=compress_level, plane=plane, slices=slices, bits=bits)
-    return split, subject, result
-
-
-def _verify_task(task: tuple) -> tuple[str, list[str], list[str]]:
-    name, path, shape = task
-    keys, problems = verify_lmdb(path, shape)
-    return name, keys, problems
-
-
-def _imap(pool, func, tasks: list) -> Iterator:
-    if pool is None:
-        return map(func, tasks)
-    return pool.imap_unordered(func, tasks)
-
-
-def _progress(total: int, initial: int, desc: str, enabled: bool, unit: str = "vol"):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled,
-                dynamic_ncols=True, smoothing=0.1)
-
-
 # ---------------------------------------------------------------------------------------- main
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -399,11 +302,11 @@ def _make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> Pre
     counts = ", ".join(f"{sp} {len(splits[sp])}" for sp in needed_splits)
     log(f"IXI {mod}: {len(subjects)} volumes ({counts}), {n_done_before} already done, "
         f"{len(missing)} databases to build in {out}")
-    pool = _make_pool(cfg.workers, len(tasks))
+    pool = make_pool(cfg.workers, len(tasks))
     processed = 0
     try:
-        with _progress(len(subjects), n_done_before, f"IXI {mod}", cfg.progress) as bar:
-            for split, subject, result in _imap(pool, _run_task, tasks):
+        with progress(len(subjects), n_done_before, f"IXI {mod}", cfg.progress) as bar:
+            for split, subject, result in imap(pool, run_task, tasks):
                 path = files[subject]
                 size, mtime_ns = file_stamp(path)
                 record = {"subject": subject, "split": split,
@@ -457,13 +360,6 @@ def _make_ixi_lmdb(cfg: PrepConfig, log: Callable[[str], None] = _stderr) -> Pre
                       manifest)
 
 
-def _make_pool(workers: int, n_tasks: int):
-    if workers <= 1 or n_tasks <= 1:
-        return None
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold torch threads
-    return ctx.Pool(min(workers, n_tasks), initializer=_init_worker)
-
-
 def _finalize(staging: Staging, missing: dict[str, tuple[str, str]],
               targets_all: dict[str, tuple[str, str]], splits: dict[str, list[str]],
               crop: tuple[int, int, int], cfg: PrepConfig, pid: str, pool, out: Path,
@@ -473,8 +369,8 @@ def _finalize(staging: Staging, missing: dict[str, tuple[str, str]],
     tasks = [(name, str(staging.tmp_path(name)), _kind_shape(kind, crop))
              for name, (_, kind) in missing.items()]
     keys_of: dict[str, list[str]] = {}
-    with _progress(len(tasks), 0, "verify", cfg.progress, unit="db") as bar:
-        for name, keys, problems in _imap(pool, _verify_task, tasks):
+    with progress(len(tasks), 0, "verify", cfg.progress, unit="db") as bar:
+        for name, keys, problems in imap(pool, verify_task, tasks):
             if problems:
                 raise IXIDataError(f"{staging.tmp_path(name)}: verification failed, "
                                    f"{len(problems)} bad values (first: {problems[0]}); "
