@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from w2amsn_plugin.data.samples import sample_path
+from w2amsn_plugin.experiments import DEMO_PLUS_SLICE_STEP
 
 
 def test_quick_demo_runs_end_to_end_and_twice(run, tmp_path):
@@ -29,7 +30,8 @@ def test_quick_demo_runs_end_to_end_and_twice(run, tmp_path):
     from w2amsn_plugin.data.demo_testset import VARIANTS
     rows = summary["test_rows"]
     assert [r["subject"] for r in rows] == [f"Colin27-{v}" for v in VARIANTS] + ["mean"]
-    assert all(r["n_slices"] == 6 and r["plus_n_slices"] == 2 for r in rows[:-1])  # 16 mm apart, x8: 1 in 3
+    plus_slices = -(-6 // DEMO_PLUS_SLICE_STEP)  # x8: every DEMO_PLUS_SLICE_STEP-th of the 6
+    assert all(r["n_slices"] == 6 and r["plus_n_slices"] == plus_slices for r in rows[:-1])  # 16 mm apart
     assert abs(rows[-1]["gain_db"] - sum(r["gain_db"] for r in rows[:-1]) / len(VARIANTS)) < 1e-9
     assert summary["psnr_fg_gain_over_bicubic_db"] == rows[-1]["gain_db"]
     bic = summary["metrics"]["bicubic"]

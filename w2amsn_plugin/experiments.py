@@ -223,7 +223,7 @@ DEMO_DATA_DIR = "datasets/demo"
 #: the demo's test set (the unseen volume and its ordinary-scan copies, data/demo_testset.py)
 DEMO_TESTSET_DIR = "datasets/demo/testset"
 #: the x8 self-ensemble test scores every n-th of those (8 per row: it costs 8 forward passes)
-DEMO_PLUS_SLICE_STEP = 3
+DEMO_PLUS_SLICE_STEP = 6
 #: the on-the-fly MR augmentation of the demo's training patches (data/augment.py: MRAugment):
 #: per patch, with these probabilities, anatomy at 1-3 mm/pixel, a gamma, a T2-like inversion, a
 #: bias field, an intensity window and Rician noise at white-matter SNR 12-60
