@@ -7,9 +7,11 @@ from typing import Any
 
 
 
-__all__ = ['PROG', 'BenchmarkError', 'RunFailed', 'Method']
+__all__ = ["PROG", "BenchmarkError", "RunFailed", "Method"]
 
-PROG = "benchmark_baselines"
+PROG = "w2amsn baselines"
+
+
 class BenchmarkError(RuntimeError):
     """A problem the user can fix (a file, an option); the message is one line."""
 
