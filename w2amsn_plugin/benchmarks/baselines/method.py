@@ -5,8 +5,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-
 __all__ = ["PROG", "BenchmarkError", "RunFailed", "Method"]
 
 PROG = "w2amsn baselines"

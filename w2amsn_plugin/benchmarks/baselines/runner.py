@@ -61,8 +61,6 @@ from .report import (MACS_INPUT, comparison_markdown, comparison_rows, finite_or
                      plot_psnr_vs_params, set_means, volume_csv)
 
 
-
-
 __all__ = ["run_benchmark"]
 
 # --- options ---------------------------------------------------------------------------------
