@@ -17,7 +17,7 @@ from . import slice_bank
 from .augment import MRAugment
 from .degradations import bicubic_downscale
 from .ixi import parse_slice_key
-from .lmdb_io import readonly_env
+from .lmdb_io import read_slice
 from .png16 import decode_png
 from .protocol import check_dataset
 
@@ -86,12 +86,13 @@ class IXIPairedDataset(data.Dataset):
                 raise FileNotFoundError(f"{folder}: dataset folder does not exist")
         if self.backend == "lmdb":
             self.paths = paired_paths_from_lmdb([self.lq_folder, self.gt_folder], ["lq", "gt"])
-            gt_hw, lq_hw = _meta_shape(self.gt_folder), _meta_shape(self.lq_folder)
+            self.meta_hw = gt_hw, lq_hw = _meta_shape(self.gt_folder), _meta_shape(self.lq_folder)
             if gt_hw and lq_hw and gt_hw != (lq_hw[0] * self.scale, lq_hw[1] * self.scale):
                 raise ValueError(f"{self.lq_folder}: LQ slices are {lq_hw[0]}x{lq_hw[1]} and GT "
                                  f"slices {gt_hw[0]}x{gt_hw[1]}: not scale {self.scale}")
             check_dataset(opt, self.gt_folder, self.lq_folder, self.scale)  # once, not per item
         else:
+            self.meta_hw = (None, None)
             self.paths = sorted(  # sorted like the LMDB keys (scandir order is arbitrary)
                 paired_paths_from_folder([self.lq_folder, self.gt_folder], ["lq", "gt"],
                                          opt.get("filename_tmpl", "{}")),
@@ -111,17 +112,17 @@ class IXIPairedDataset(data.Dataset):
                 raise ValueError(f"{self.gt_folder}: {err}") from None
         self.mr_augment = (MRAugment.from_options(opt["mr_augment"] or {})
                            if opt.get("phase") == "train" and "mr_augment" in opt else None)
-        self.bank_id = self._bank() if opt.get("phase") == "train" and self.mr_augment is None else None
+        self.bank_id = self._bank() if opt.get("phase") == "train" else None
 
     def _bank(self) -> str | None:
         """Register the slice bank when ``on_device`` asks for one (module doc of slice_bank)."""
         mode = self.opt.get("on_device", False)
         if mode not in (True, False, "auto"):
             raise ValueError(f"on_device must be true, false or auto, got {mode!r}")
-        if mode is False or self.backend != "lmdb":
-            return None
+        if mode is False or self.backend != "lmdb" or self.mr_augment is not None:
+            return None  # mr_augment makes each patch in NumPy: no bank
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        gt_hw, lq_hw = _meta_shape(self.gt_folder), _meta_shape(self.lq_folder)
+        gt_hw, lq_hw = self.meta_hw
         if mode == "auto" and not (gt_hw and lq_hw and slice_bank.bank_fits(
                 slice_bank.bank_bytes(len(self.keys), gt_hw, lq_hw), device)):
             return None
@@ -135,14 +136,8 @@ class IXIPairedDataset(data.Dataset):
     def _read(self, path: str, folder: str) -> np.ndarray:
         """HxWx1 float32 image of a key (LMDB) or a file path (disk)."""
         if self.backend == "lmdb":
-            with readonly_env(folder).begin(write=False) as txn:
-                value = txn.get(path.encode("ascii"))
-            if value is None:
-                raise KeyError(f"{folder}: key {path} listed in meta_info.txt is not stored")
-            where = f"{folder}:{path}"
-        else:
-            value, where = Path(path).read_bytes(), path
-        return decode_png(value, where)[:, :, None]
+            return read_slice(folder, path)[:, :, None]
+        return decode_png(Path(path).read_bytes(), path)[:, :, None]
 
     def __getitem__(self, index: int) -> dict:
         if self.bank_id is not None:  # the model cuts the batch on the device

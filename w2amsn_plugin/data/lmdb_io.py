@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Iterable
 
 import lmdb
+import numpy as np
 
 from .png16 import decode_png
 
 __all__ = ["lmdb_map_size", "LmdbWriter", "verify_lmdb", "write_meta_info", "read_meta_keys",
-           "readonly_env"]
+           "readonly_env", "read_slice"]
 
 _PAGE = 4096
 #: read-only environments of this process, by (pid, real path)
@@ -129,3 +130,14 @@ def read_meta_keys(path: str | os.PathLike) -> list[str]:
     """Keys listed in ``meta_info.txt`` of an LMDB folder, read as BasicSR reads them."""
     with open(Path(path, "meta_info.txt")) as fin:
         return [line.split(".")[0] for line in fin if line.strip()]
+
+
+def read_slice(folder: str | os.PathLike, key: str) -> np.ndarray:
+    """The ``H x W`` float32 [0, 1] slice stored under ``key`` in the database at ``folder``
+    (through :func:`readonly_env`); a key missing from ``data.mdb`` is a :class:`KeyError`
+    naming the database and the key."""
+    with readonly_env(folder).begin(write=False) as txn:
+        value = txn.get(key.encode("ascii"))
+    if value is None:
+        raise KeyError(f"{folder}: key {key} listed in meta_info.txt is not stored")
+    return decode_png(value, f"{folder}:{key}")

@@ -27,8 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .lmdb_io import readonly_env
-from .png16 import decode_png
+from .lmdb_io import read_slice
 
 __all__ = ["SliceBank", "CropSpec", "bank_bytes", "bank_fits", "get_bank", "register_bank"]
 
@@ -123,18 +122,14 @@ def _decode_stack(folder: str, keys: Sequence[str]) -> np.ndarray:
     """``N x H x W`` int16 holding the bits of ``uint16(round(x * 65535))`` of the PNG values of
     ``keys`` in an LMDB."""
     out = None
-    with readonly_env(folder).begin(write=False) as txn:
-        for i, key in enumerate(keys):
-            value = txn.get(key.encode("ascii"))
-            if value is None:
-                raise KeyError(f"{folder}: key {key} listed in meta_info.txt is not stored")
-            img = np.rint(decode_png(value, f"{folder}:{key}") * np.float32(65535.0))
-            if out is None:
-                out = np.empty((len(keys), *img.shape), dtype=np.uint16)
-            elif img.shape != out.shape[1:]:
-                raise ValueError(f"{folder}:{key}: slice shape {img.shape} differs from "
-                                 f"{out.shape[1:]} of the others; a bank needs one shape")
-            out[i] = img
+    for i, key in enumerate(keys):
+        img = np.rint(read_slice(folder, key) * np.float32(65535.0))
+        if out is None:
+            out = np.empty((len(keys), *img.shape), dtype=np.uint16)
+        elif img.shape != out.shape[1:]:
+            raise ValueError(f"{folder}:{key}: slice shape {img.shape} differs from "
+                             f"{out.shape[1:]} of the others; a bank needs one shape")
+        out[i] = img
     return out.view(np.int16)
 
 
