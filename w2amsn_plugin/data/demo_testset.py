@@ -37,10 +37,10 @@ from .augment import bias_field, t2_like
 from .augment import rician_noise as _rician
 from .degradations import bicubic_downscale, bicubic_matrix
 from .ixi import FOREGROUND_THRESHOLD, load_canonical, slice_key
-from .lmdb_io import LmdbWriter, lmdb_map_size
+from .lmdb_io import LmdbWriter, lmdb_map_size, write_meta_info
 from .naming import database_path
 from .normalization import normalize_intensity
-from .png16 import encode_png16, to_uint16
+from .png16 import DEFAULT_COMPRESS_LEVEL, encode_png16, to_uint16
 
 __all__ = ["VARIANTS", "variant_volume", "build_test_set"]
 
@@ -133,7 +133,7 @@ def build_test_set(source: str | Path, subject: str, modality: str, out: str | P
     shutil.rmtree(tmp, ignore_errors=True)
     data, _ = load_canonical(source)
     base, _, _ = normalize_intensity(data)
-    hr_items, lr_items, hr_meta, lr_meta = [], [], [], []
+    hr_items, lr_items, hr_shapes, lr_shapes = [], [], {}, {}
     for variant, name in zip(VARIANTS, subjects):
         vol, mm = variant_volume(base, variant)
         vol, _, _ = normalize_intensity(vol)
@@ -149,16 +149,15 @@ def build_test_set(source: str | Path, subject: str, modality: str, out: str | P
             key = slice_key(name, modality, index)
             hr_items.append((key, encode_png16(hr_q)))
             lr_items.append((key, encode_png16(lr_q)))
-            hr_meta.append(f"{key}.png ({hr_q.shape[0]},{hr_q.shape[1]},1) 1\n")
-            lr_meta.append(f"{key}.png ({lr_q.shape[0]},{lr_q.shape[1]},1) 1\n")
+            hr_shapes[key], lr_shapes[key] = hr_q.shape, lr_q.shape
         log(f"test set: {name} ({VARIANTS[variant]}), {mm:g} mm, HR {vcrop[1]}x{vcrop[0]}")
     order = np.argsort([k for k, _ in hr_items], kind="stable")
-    for items, meta, db in ((hr_items, hr_meta, database_path(str(tmp), modality, "test")),
-                            (lr_items, lr_meta, database_path(str(tmp), modality, "test", scale))):
+    for items, shapes, db in ((hr_items, hr_shapes, database_path(str(tmp), modality, "test")),
+                              (lr_items, lr_shapes, database_path(str(tmp), modality, "test", scale))):
         writer = LmdbWriter(db, lmdb_map_size(len(items), crop[1], crop[0]))
         writer.put_many(items[i] for i in order)
         writer.close()
-        Path(db, "meta_info.txt").write_text("".join(meta[i] for i in order))
+        write_meta_info(db, (items[i][0] for i in order), shapes, DEFAULT_COMPRESS_LEVEL)
     out.mkdir(parents=True, exist_ok=True)
     for db in tmp.iterdir():
         target = out / db.name

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import lmdb
 import numpy as np
@@ -118,12 +118,15 @@ def verify_lmdb(path: str | os.PathLike, shape: tuple[int, int]) -> tuple[list[s
     return sorted(keys), problems
 
 
-def write_meta_info(path: str | os.PathLike, keys: Iterable[str], shape: tuple[int, int],
-                    compress_level: int) -> None:
-    """Write BasicSR's ``meta_info.txt``: ``KEY.png (h,w,1) compress_level`` per key."""
-    h, w = shape
-    lines = [f"{key}.png ({h},{w},1) {compress_level}\n" for key in keys]
-    Path(path, "meta_info.txt").write_text("".join(lines))
+def write_meta_info(path: str | os.PathLike, keys: Iterable[str],
+                    shape: tuple[int, int] | Mapping[str, tuple[int, int]], compress_level: int) -> None:
+    """Write BasicSR's ``meta_info.txt``: ``KEY.png (h,w,1) compress_level`` per key; ``shape`` is
+    every slice's ``(h, w)``, or a mapping from key to its own."""
+    def line(key: str) -> str:
+        h, w = shape[key] if isinstance(shape, Mapping) else shape
+        return f"{key}.png ({h},{w},1) {compress_level}\n"
+
+    Path(path, "meta_info.txt").write_text("".join(line(key) for key in keys))
 
 
 def read_meta_keys(path: str | os.PathLike) -> list[str]:
