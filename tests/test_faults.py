@@ -1,7 +1,7 @@
 """Faults and bad inputs a careful user hits (issue 17; the table is docs/reliability.md): each
 gives one line naming the file or value, exit 2 (130 for Ctrl-C), no traceback, and nothing
 moved, lost or half-written; kills (-9) of preparation and training resume to the same result.
-``w2amsn infer`` cases live in tests/test_infer.py. Training here is a 4-feature W²AMSN on fake
+``w2amsn infer`` cases live in tests/inference/test_infer.py. Training here is a 4-feature W²AMSN on fake
 IXI LMDBs (48x48 slices), a few seconds per run on a CPU."""
 from __future__ import annotations
 

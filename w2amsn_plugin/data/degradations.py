@@ -5,7 +5,7 @@
   axis is one weights matrix (the cubic kernel widened by ``s``, with symmetric border
   reflection). :func:`bicubic_matrix` builds that matrix from BasicSR's own
   ``calculate_weights_indices``, so a whole stack is resized with two matrix products instead of a
-  Python loop per output row; ``tests/test_data_prep.py`` checks equality with BasicSR's
+  Python loop per output row; ``tests/data/test_data_prep.py`` checks equality with BasicSR's
   ``imresize`` on real slices.
   :func:`bicubic_upsample` is the inverse direction (MATLAB ``imresize(img, s, 'bicubic')``) on
   torch tensors, for the bicubic reference and for what inference restores above the clip.

@@ -22,7 +22,7 @@ from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.inference import output
 
 TINY = {"type": "W2AMSN", "num_feat": 4, "num_block": 1, "upscale": 2}
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

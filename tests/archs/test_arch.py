@@ -214,7 +214,7 @@ def test_default_parameter_count_is_the_readme_figure() -> None:
     with torch.device("meta"):
         assert {s: n_params(W2AMSN(upscale=s)) for s in DEFAULT_PARAMS} == DEFAULT_PARAMS
         assert n_params(W2AMSN(num_block=8)) == DEFAULT_PARAMS_S[2]
-    readme = Path(__file__).resolve().parents[1] / "docs" / "model-size.md"
+    readme = Path(__file__).resolve().parents[2] / "docs" / "model-size.md"
     text = readme.read_text(encoding="utf-8") if readme.exists() else ""
     if "# Model size" not in text:
         pytest.skip("docs/model-size.md has no 'Model size' section yet")

@@ -27,7 +27,7 @@ from w2amsn_plugin.data.png16 import decode_png
 from w2amsn_plugin.data.samples import sample_path
 from w2amsn_plugin.data.split import split_subjects
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CROP = (96, 96, 6)  # small crop of the real anatomy keeps every run to about a second
 FAKE_SHAPE = (120, 136, 40)
 

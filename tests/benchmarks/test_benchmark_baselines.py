@@ -17,7 +17,7 @@ from w2amsn_plugin.data.fake_ixi import make_fake_ixi_tree
 from w2amsn_plugin.data.prepare import PrepConfig, make_ixi_lmdb
 from w2amsn_plugin.archs import W2AMSN
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "benchmark_baselines.py"
 REAL = {"W2AMSN": REPO / "options/train/W2AMSN/train_W2AMSN_T1_x2.yml",
         "EDSR": REPO / "options/train/EDSR/train_EDSR_T1_x2.yml"}
