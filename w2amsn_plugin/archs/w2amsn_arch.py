@@ -7,9 +7,12 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from .w2amsn_blocks import ATTENTION_KINDS, NCAB, W2AMSB, PixelShuffleUpsampler, make_attention
+from .w2amsn_blocks import (ATTENTION_KINDS, NCAB, W2AMSB, PixelShuffleUpsampler, RowShuffleUpsampler,
+                            make_attention)
 
-__all__ = ["W2AMSN"]
+__all__ = ["UPSCALE_AXES", "W2AMSN"]
+
+UPSCALE_AXES = ("both", "rows")
 
 
 @ARCH_REGISTRY.register()
@@ -54,6 +57,9 @@ class W2AMSN(nn.Module):
             the reading that closes Table II's parameter gap, docs/model-size.md): a 1x1 conv
             a -> F first, then the EDSR-style upsampler on F (conv3x3 F -> p²F per factor p) and
             conv3x3 F -> out. Default: None.
+        upscale_axis (str): 'both' upsamples both image axes (the paper); 'rows' upsamples the
+            rows (H) only, with a one-axis pixel shuffle (:class:`RowShuffleUpsampler`): the tail
+            of self-supervised through-plane SR (``w2amsn self-sr``). Default: 'both'.
 
     Attributes:
         fold_global (bool): With global NCAB, compute C1g(F_A(x_c)) as one per-sample 1x1 map
@@ -67,7 +73,7 @@ class W2AMSN(nn.Module):
                  mid_feat: int | None = None, kernel_sizes: Sequence[int] = (3, 5),
                  weighted_fusion: bool = True, block_attention: str = "ncab",
                  global_attention: str = "ncab", res_scale: float = 1.0,
-                 upsample_feat: int | None = None) -> None:
+                 upsample_feat: int | None = None, upscale_axis: str = "both") -> None:
         super().__init__()
         mid_feat = num_feat if mid_feat is None else mid_feat
         up_feat = num_feat if upsample_feat is None else upsample_feat
@@ -80,8 +86,11 @@ class W2AMSN(nn.Module):
                             ("mid_feat", mid_feat), ("upsample_feat", up_feat)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"W2AMSN: {name} must be a positive integer, got {value!r}")
+        if upscale_axis not in UPSCALE_AXES:
+            raise ValueError(f"W2AMSN: upscale_axis must be one of {UPSCALE_AXES}, got {upscale_axis!r}")
         self.num_feat = num_feat
         self.upscale = upscale
+        self.upscale_axis = upscale_axis
         self.sfe = nn.Sequential(
             nn.Conv2d(num_in_ch, num_feat, 3, padding=1),
             nn.Conv2d(num_feat, num_feat, 1),
@@ -96,7 +105,8 @@ class W2AMSN(nn.Module):
         self.global_attention = make_attention(global_attention, concat_feat)
         self.global_fusion = nn.Conv2d(concat_feat, num_feat, 1)
         self.upsample_in = nn.Identity() if up_feat == num_feat else nn.Conv2d(num_feat, up_feat, 1)
-        self.upsample = PixelShuffleUpsampler(upscale, up_feat)
+        tail = PixelShuffleUpsampler if upscale_axis == "both" else RowShuffleUpsampler
+        self.upsample = tail(upscale, up_feat)
         self.conv_last = nn.Conv2d(up_feat, num_out_ch, 3, padding=1)
         self.fold_global = True
 

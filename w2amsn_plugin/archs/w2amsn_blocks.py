@@ -5,6 +5,8 @@
 - :func:`make_attention`: ``'ncab' | 'cab' | 'none'`` -> module.
 - :class:`W2AMSB`: wide weighted attention multi-scale block, eqs. 9-13.
 - :class:`PixelShuffleUpsampler`: the pixel-shuffle part of the reconstruction F_R, eq. 8.
+- :class:`RowShuffleUpsampler`: the same for one axis (rows only), the one-axis tail of
+  self-supervised through-plane SR (``w2amsn self-sr``).
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ import torch.nn.functional as F
 from basicsr.archs.rcan_arch import ChannelAttention
 from torch import nn
 
-__all__ = ["ATTENTION_KINDS", "CAB", "NCAB", "PixelShuffleUpsampler", "W2AMSB", "make_attention",
-           "prime_factors"]
+__all__ = ["ATTENTION_KINDS", "CAB", "NCAB", "PixelShuffleUpsampler", "RowPixelShuffle",
+           "RowShuffleUpsampler", "W2AMSB", "make_attention", "prime_factors"]
 
 ATTENTION_KINDS = ("ncab", "cab", "none")
 
@@ -175,4 +177,42 @@ class PixelShuffleUpsampler(nn.Sequential):
         layers: list[nn.Module] = []
         for p in prime_factors(int(scale)):
             layers += [nn.Conv2d(num_feat, p * p * num_feat, 3, padding=1), nn.PixelShuffle(p)]
+        super().__init__(*layers)
+
+
+class RowPixelShuffle(nn.Module):
+    """Sub-pixel shuffle along the rows only: (N, p·C, H, W) -> (N, C, p·H, W), channel
+    ``c·p + i`` becoming row ``p·h + i`` of channel ``c`` (PixelShuffle's order, one axis).
+
+    Args:
+        scale (int): Row factor p >= 1.
+    """
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = int(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        p = self.scale
+        return x.reshape(n, c // p, p, h, w).permute(0, 1, 3, 2, 4).reshape(n, c // p, h * p, w)
+
+
+class RowShuffleUpsampler(nn.Sequential):
+    """:class:`PixelShuffleUpsampler` along one axis: one conv3x3 (C -> pC) + :class:`RowPixelShuffle`
+    (p) stage per prime factor p of the scale, so the columns keep their number (the image is
+    upsampled along H only). Used by SMORE-style self-supervised SR (Zhao et al., Magn. Reson.
+    Imaging 2019), where the network undoes a blur-and-subsample along one axis.
+
+    Args:
+        scale (int): Row upscaling factor >= 1.
+        num_feat (int): Channels C.
+    """
+
+    def __init__(self, scale: int, num_feat: int) -> None:
+        if int(scale) != scale or scale < 1:
+            raise ValueError(f"upscale must be a positive integer, got {scale!r}")
+        layers: list[nn.Module] = []
+        for p in prime_factors(int(scale)):
+            layers += [nn.Conv2d(num_feat, p * num_feat, 3, padding=1), RowPixelShuffle(p)]
         super().__init__(*layers)
