@@ -19,18 +19,20 @@ from typing import Any
 
 import yaml
 
-from .archs.presets import ABLATIONS, preset
+from .archs.presets import ABLATIONS, PRESETS, experiment_tag, preset, trainable
 from .data.naming import database_path
 
 __all__ = ["Experiment", "ARCHS", "MODALITIES", "SCALES", "experiments", "train_options",
-           "eval_options", "metrics_options", "paper_train_section", "dataset_dir", "DEMO_CROP",
+           "eval_options", "METRICS_FIRST", "metrics_options", "best_metric", "paper_train_section",
+           "dataset_dir", "DEMO_CROP",
            "DEMO_DATA_DIR", "DEMO_TESTSET_DIR", "DEMO_PLUS_SLICE_STEP", "demo_test_slice_mm",
            "DEMO_AUGMENT", "DEMO_BASELINES", "DEMO_BASELINE_MINUTES", "demo_uses_planes",
            "demo_option_files", "demo_network", "demo_baseline_options",
            "demo_train_options", "demo_eval_options", "OPTIONS_HEADER", "options_text",
            "demo_option_texts", "option_files", "write_option_files"]
 
-ARCHS = ("W2AMSN", "W2AMSN-S", "EDSR", "RCAN")
+#: every registered network preset (archs/*_arch.py): Table III's methods and W²AMSN-S
+ARCHS = tuple(PRESETS)
 MODALITIES = ("PD", "T1", "T2")
 SCALES = (2, 3, 4)
 
@@ -80,16 +82,10 @@ class Experiment:
     @property
     def name(self) -> str:
         """BasicSR experiment name encoding the set-up (style notes)."""
-        net = self.network()
-        if net["type"] == "W2AMSN":
-            size = f"a{net['num_feat']}t{net['num_block']}"
-        elif net["type"] == "RCANGray":
-            size = f"g{net['num_group']}b{net['num_block']}f{net['num_feat']}"
-        else:
-            size = f"b{net['num_block']}f{net['num_feat']}"
+        size = experiment_tag(self.network())
         n = self.iterations
         length = f"{n // 1000}k" if n % 1000 == 0 else f"{n}it"
-        return f"{self.stem}_{size}_IXI_{length}_B{BATCH}"
+        return f"{self.stem}{'_' + size if size else ''}_IXI_{length}_B{BATCH}"
 
 
 def _ablations() -> list[Experiment]:
@@ -103,10 +99,12 @@ def _ablations() -> list[Experiment]:
 
 def _readings() -> list[Experiment]:
     """Other readings of the paper (docs/reproducing.md, "The data protocol"): Table II's sizes
-    with the upsampler on 8a features (T2 x2, as Table II); EDSR/RCAN's 1000-iteration "epoch"
+    with the upsampler on 8a features (T1 x2: Table II's PSNR/SSIM column equals Table III's T1 x2
+    row for the six methods both tables hold, and the text says "on T1 dataset for SR x2", although
+    the caption says T2); EDSR/RCAN's 1000-iteration "epoch"
     (the schedule doubled: 1M iterations, lr halved every 200k); Table VI's "after 400
     iterations" taken literally (its four variants, T2 x4)."""
-    tab2 = [Experiment(arch, "T2", 2, "reading_tab2", "up256", {"upsample_feat": 256},
+    tab2 = [Experiment(arch, "T1", 2, "reading_tab2", "up256", {"upsample_feat": 256},
                        "Table II reading: F_R upsamples on 8a = 256 features (docs/model-size.md)")
             for arch in ("W2AMSN", "W2AMSN-S")]
     epoch = [Experiment("W2AMSN", "T1", 2, "reading_epoch", "epoch1000it", {},
@@ -150,12 +148,27 @@ def _dataset(modality: str, split: str, scale: int, phase: str) -> dict[str, Any
     return d
 
 
-def metrics_options(scale: int) -> dict[str, Any]:
-    """Foreground PSNR first: it selects ``net_g_best.pth``; whole-slice values beside it."""
-    return {"psnr_fg": {"type": "calculate_psnr_fg", "crop_border": scale, "better": "higher"},
-            "ssim_fg": {"type": "calculate_ssim_fg", "crop_border": scale, "better": "higher"},
-            "psnr": {"type": "calculate_psnr_mr", "crop_border": scale, "better": "higher"},
-            "ssim": {"type": "calculate_ssim_mr", "crop_border": scale, "better": "higher"}}
+#: the metric region the paper's options put first and select ``net_g_best.pth`` with: the paper
+#: names no mask, so its Table III is most likely whole-slice (docs/reproducing.md, "Which
+#: reading"); ``"foreground"`` puts the head-only metrics first instead
+METRICS_FIRST = "whole"
+
+
+def metrics_options(scale: int, first: str = METRICS_FIRST) -> dict[str, Any]:
+    """PSNR/SSIM of the whole slice and of the foreground, ``first``'s pair first; its PSNR is the
+    ``best_metric`` (:func:`best_metric`) that selects ``net_g_best.pth``."""
+    whole = {"psnr": {"type": "calculate_psnr_mr", "crop_border": scale, "better": "higher"},
+             "ssim": {"type": "calculate_ssim_mr", "crop_border": scale, "better": "higher"}}
+    fg = {"psnr_fg": {"type": "calculate_psnr_fg", "crop_border": scale, "better": "higher"},
+          "ssim_fg": {"type": "calculate_ssim_fg", "crop_border": scale, "better": "higher"}}
+    if first not in ("whole", "foreground"):
+        raise ValueError(f"metrics first: {first!r} is not 'whole' or 'foreground'")
+    return {**whole, **fg} if first == "whole" else {**fg, **whole}
+
+
+def best_metric(first: str = METRICS_FIRST) -> str:
+    """The ``val: best_metric:`` entry of :func:`metrics_options` (its first PSNR)."""
+    return "psnr" if first == "whole" else "psnr_fg"
 
 
 def paper_train_section(iters_per_epoch: int = ITERS_PER_EPOCH, total_iter: int | None = None
@@ -187,7 +200,7 @@ def train_options(exp: Experiment) -> dict[str, Any]:
         "path": {"pretrain_network_g": None, "strict_load_g": True, "resume_state": None},
         "train": paper_train_section(exp.iters_per_epoch, exp.total_iter),
         "val": {"val_freq": 5000, "save_img": False, "self_ensemble": False,
-                "metrics": metrics_options(exp.scale)},
+                "best_metric": best_metric(), "metrics": metrics_options(exp.scale)},
         "logger": {"print_freq": 100, "save_checkpoint_freq": 5000, "use_tb_logger": True,
                    "wandb": {"project": None, "resume_id": None}},
         "dist_params": {"backend": "nccl", "port": 29500},
@@ -332,7 +345,7 @@ def demo_eval_options(quick: bool, self_ensemble: bool) -> dict[str, Any]:
                  "strict_load_g": True, "param_key_g": "params"},
         "val": {"save_img": False, "suffix": None, "self_ensemble": self_ensemble,
                 "results_table": True, "method_name": "W2AMSN+" if self_ensemble else "W2AMSN",
-                "metrics": metrics_options(2)},
+                "metrics": metrics_options(2, "foreground")},
     }
 
 
