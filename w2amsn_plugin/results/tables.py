@@ -21,7 +21,8 @@ from typing import Any, Iterable, Sequence
 
 from .volume_scores import SliceScores, VolumeScores, finite_mean
 
-__all__ = ["BICUBIC", "volume_rows", "slice_rows", "read_volume_rows", "table_iii_markdown",
+__all__ = ["BICUBIC", "volume_rows", "slice_rows", "read_volume_rows", "volumes_from_rows",
+           "table_iii_markdown",
            "table_iii_from_csvs"]
 
 #: method name of the bicubic reference
@@ -73,6 +74,28 @@ def read_volume_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
                     out[k] = float(v) if v != "" else math.nan
             rows.append(out)
     return rows
+
+
+def volumes_from_rows(rows: Sequence[dict[str, Any]]) -> list[VolumeScores]:
+    """The inverse of :func:`volume_rows` for rows of any methods: one :class:`VolumeScores` per
+    (modality, subject) holding each row's method and its ``bicubic_*`` columns as
+    :data:`BICUBIC`, so that :func:`~w2amsn_plugin.results.volume_scores.set_means` averages them.
+    The bicubic reference is scored on each method's own slices (x8 tests may score fewer): pass
+    one method's rows to get the bicubic of exactly those slices."""
+    volumes: dict[tuple[str, str], VolumeScores] = {}
+    for row in rows:
+        vol = volumes.setdefault((row["modality"], row["subject"]), VolumeScores(
+            subject=row["subject"], modality=row["modality"], n_slices=int(row["n_slices"])))
+        for key, value in row.items():
+            if key in _VOLUME_KEYS or key.startswith("skipped_"):
+                continue
+            method, metric = ((BICUBIC, key[len("bicubic_"):]) if key.startswith("bicubic_")
+                              else (row["method"], key))
+            vol.methods.setdefault(method, {})[metric] = float(value)
+            if method != BICUBIC:
+                skipped = row.get(f"skipped_{metric}", 0)
+                vol.skipped.setdefault(method, {})[metric] = int(0 if skipped != skipped else skipped)
+    return [volumes[k] for k in sorted(volumes)]
 
 
 def _metric_names(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -67,8 +67,9 @@ def aggregate_volumes(slices: Sequence[SliceScores]) -> list[VolumeScores]:
 
 
 def set_means(volumes: Sequence[VolumeScores], method: str) -> dict[str, float]:
-    """Test-set value of each metric of ``method``: the mean of its per-volume values."""
-    if not volumes:
-        return {}
-    return {metric: finite_mean(v.methods[method][metric] for v in volumes)
-            for metric in volumes[0].methods[method]}
+    """Test-set value of each metric of ``method``: the mean of its per-volume values (volumes
+    without the method or metric are left out). The one test-set mean of the plugin: per-volume
+    CSV rows go through :func:`w2amsn_plugin.results.tables.volumes_from_rows` first."""
+    metrics = dict.fromkeys(m for v in volumes for m in v.methods.get(method, {}))
+    return {metric: finite_mean(v.methods.get(method, {}).get(metric, math.nan) for v in volumes)
+            for metric in metrics}

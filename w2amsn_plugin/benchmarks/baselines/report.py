@@ -24,13 +24,6 @@ def volume_csv(results_dir: Path) -> Path:
     return found[0]
 
 
-def set_means(rows: list[dict[str, Any]], prefix: str = "") -> dict[str, float]:
-    """Test-set means of the per-volume values (Table III's convention), NaN if none."""
-    from ...results.volume_scores import finite_mean
-
-    return {m: finite_mean([r.get(prefix + m, math.nan) for r in rows]) for m in METRICS}
-
-
 def comparison_rows(methods: Sequence[Method]) -> list[dict[str, Any]]:
     """One row per tested method (and self-ensemble variant), Bicubic first."""
     rows: list[dict[str, Any]] = []

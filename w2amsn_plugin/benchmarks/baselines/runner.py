@@ -58,7 +58,7 @@ from .method import PROG, BenchmarkError, Method, RunFailed, say
 from .options import (budget_train_options, check_data, derive_test_options, dump_options, load_options,
                       method_labels)
 from .report import (MACS_INPUT, comparison_markdown, comparison_rows, finite_or_none, machine_summary,
-                     plot_psnr_vs_params, set_means, volume_csv)
+                     plot_psnr_vs_params, volume_csv)
 
 
 __all__ = ["run_benchmark"]
@@ -168,7 +168,8 @@ def _train(m: Method, args: argparse.Namespace, workdir: Path, out: Path) -> Pat
 
 def _test(m: Method, args: argparse.Namespace, workdir: Path, out: Path, weights: Path,
           self_ensemble: bool) -> None:
-    from ...results.tables import read_volume_rows
+    from ...results.tables import BICUBIC, read_volume_rows, volumes_from_rows
+    from ...results.volume_scores import set_means
 
     opt = _test_options(m, args, str(weights), self_ensemble)
     label = opt["val"]["method_name"]
@@ -179,14 +180,15 @@ def _test(m: Method, args: argparse.Namespace, workdir: Path, out: Path, weights
     text, wall = _basicsr("test", opt_path, workdir, log, f"testing {label}")
     csv_path = volume_csv(workdir / "results" / opt["name"])
     rows = [r for r in read_volume_rows(csv_path) if r["method"] == label]
+    volumes = volumes_from_rows(rows)
     n_slices = sum(r["n_slices"] for r in rows)
     loop = span(log_times(text), "Testing ", None)
     data = next(iter(opt["datasets"].values()))
     m.tests[label] = {"options": str(opt_path), "log": str(log), "csv": str(csv_path),
                       "self_ensemble": self_ensemble, "wall_s": wall,
                       "s_per_slice": (loop if loop is not None else wall) / max(n_slices, 1),
-                      "n_volumes": len(rows), "n_slices": n_slices, "metrics": set_means(rows),
-                      "bicubic": set_means(rows, "bicubic_"), "dataroot_gt": data["dataroot_gt"],
+                      "n_volumes": len(rows), "n_slices": n_slices, "metrics": set_means(volumes, label),
+                      "bicubic": set_means(volumes, BICUBIC), "dataroot_gt": data["dataroot_gt"],
                       "modality": rows[0]["modality"] if rows else "-", "scale": opt["scale"]}
     say(f"{label}: PSNR fg {m.tests[label]['metrics']['psnr_fg']:.2f} dB "
          f"(bicubic {m.tests[label]['bicubic']['psnr_fg']:.2f}), {n_slices} slices")
