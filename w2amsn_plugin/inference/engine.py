@@ -145,7 +145,7 @@ class _Sink:
     away; on CUDA (or ``staged``) through two host buffers (pinned on CUDA) filled on a side
     stream, so the copy of one batch overlaps the computation of the next."""
 
-    def __init__(self, sr: Tensor, scale: int, device: torch.device, staged: bool) -> None:
+    def __init__(self, sr: Tensor, scale: tuple[int, int], device: torch.device, staged: bool) -> None:
         self.sr, self.scale = sr, scale
         self.cuda = device.type == "cuda"
         self.staged = staged or self.cuda
@@ -191,13 +191,13 @@ class _Sink:
         self._write(buf, chunk, tiled)
 
     def _write(self, y: Tensor, chunk: list, tiled: bool) -> None:
-        s, sr = self.scale, self.sr
+        (sy, sx), sr = self.scale, self.sr
         if not tiled:  # whole slices: one strided slab, no per-slice Python
             sr[chunk[0][0]:chunk[-1][0] + 1].copy_(y[:, 0])
             return
         for (k, (wy, wx, y0, y1, x0, x1)), yk in zip(chunk, y[:, 0]):
-            sr[k, y0 * s:y1 * s, x0 * s:x1 * s].copy_(
-                yk[(y0 - wy) * s:(y1 - wy) * s, (x0 - wx) * s:(x1 - wx) * s])
+            sr[k, y0 * sy:y1 * sy, x0 * sx:x1 * sx].copy_(
+                yk[(y0 - wy) * sy:(y1 - wy) * sy, (x0 - wx) * sx:(x1 - wx) * sx])
 
 
 def _slabs(n: int, slice_bytes: int, device: torch.device) -> list[tuple[int, int]]:
@@ -206,24 +206,29 @@ def _slabs(n: int, slice_bytes: int, device: torch.device) -> list[tuple[int, in
     return [(s0, min(n, s0 + step)) for s0 in range(0, n, step)]
 
 
-def _run_plan(volume: np.ndarray, net: nn.Module, scale: int, plane_axis: int, plan: TilePlan,
+def _run_plan(volume: np.ndarray, net: nn.Module, scale: int | tuple[int, int], plane_axis: int,
+              plan: TilePlan,
               ensemble: bool, bf16: bool, device: str | torch.device,
               progress: bool | tqdm = False, window: _Window | None = None,
               staged: bool = False) -> np.ndarray:
     """Super-resolve every slice along ``plane_axis`` of a float32 3-D ``volume`` (normalised
-    per batch with ``window`` when given). ``staged`` takes the CUDA copy-back path on the CPU."""
+    per batch with ``window`` when given). ``staged`` takes the CUDA copy-back path on the CPU.
+    ``scale``: one factor for both in-plane axes, or ``(rows, cols)`` (a one-axis network, e.g.
+    ``(4, 1)``; only without ``window``)."""
     device = torch.device(device)
     net = _prepare(net, device)
     forward = _forward_fn(net, device, bf16, ensemble, plan.batch)
-    shape = [n * (1 if ax == plane_axis else scale) for ax, n in enumerate(volume.shape)]
+    sy, sx = (scale, scale) if isinstance(scale, int) else scale
+    in_plane = iter((sy, sx))
+    shape = [n if ax == plane_axis else n * next(in_plane) for ax, n in enumerate(volume.shape)]
     out = np.empty(shape, dtype=np.float32)
     lr = np.moveaxis(volume, plane_axis, 0)
     n, height, width = lr.shape
     bright = (lr > np.float32(window.hi)).any(axis=(1, 2)) if window is not None else None
-    sink = _Sink(torch.from_numpy(np.moveaxis(out, plane_axis, 0)), scale, device, staged)
+    sink = _Sink(torch.from_numpy(np.moveaxis(out, plane_axis, 0)), (sy, sx), device, staged)
     (win_h, win_w), boxes = plan.windows(height, width)
     tiled = plan.tile is not None
-    expected = (win_h * scale, win_w * scale)
+    expected = (win_h * sy, win_w * sx)
 
     def run(chunk: list, x: Tensor) -> None:
         xin = window.normalise(x) if window is not None else x
@@ -241,7 +246,7 @@ def _run_plan(volume: np.ndarray, net: nn.Module, scale: int, plane_axis: int, p
         if tuple(y.shape) != (len(chunk), 1, *expected):
             raise InferenceError(f"network returned shape {tuple(y.shape)} for input "
                                  f"{tuple(x.shape)}; expected {(len(chunk), 1, *expected)} "
-                                 f"(a 1-channel x{scale} model)")
+                                 f"(a 1-channel x{sy}x{sx} model)")
         if window is not None:
             y = window.restore(y, x, scale, bool(bright[[k for k, _ in chunk]].any()))
         sink.put(y, chunk, tiled)
@@ -295,7 +300,7 @@ def volume_window(volume: np.ndarray, percentile: float = DEFAULT_PERCENTILE
         raise InferenceError(str(err)) from err
 
 
-def super_resolve_volume(volume: np.ndarray, net: torch.nn.Module, scale: int, *,
+def super_resolve_volume(volume: np.ndarray, net: torch.nn.Module, scale: int | tuple[int, int], *,
                          plane_axis: int = 2, batch: int | None = None,
                          self_ensemble: bool = False, bf16: bool | None = None,
                          device: str = "cpu", progress: bool | tqdm = False,
@@ -309,12 +314,14 @@ def super_resolve_volume(volume: np.ndarray, net: torch.nn.Module, scale: int, *
     ``self_ensemble``. ``bf16=None`` uses bf16 autocast where ``device`` computes it natively
     (:func:`w2amsn_plugin.device_caps.native_bf16`). ``net`` is moved to ``device`` in place.
     ``progress`` is a flag or a ``tqdm`` bar to advance by one per slice.
-    Returns float32 with both in-plane axes ``scale`` times longer; no clamping.
+    Returns float32 with both in-plane axes ``scale`` times longer; no clamping. ``scale`` may
+    be ``(rows, cols)`` for a network that upsamples the axes differently (``w2amsn self-sr``'s
+    one-axis W²AMSN: ``(s, 1)``; rows are the first in-plane axis).
     """
     volume = _check_volume(volume, plane_axis)
     dev = check_device(device)
-    plan = plan or _default_plan(*_in_plane(volume.shape, plane_axis), dev, scale, batch,
-                                 self_ensemble)
+    plan = plan or _default_plan(*_in_plane(volume.shape, plane_axis), dev,
+                                 scale if isinstance(scale, int) else max(scale), batch, self_ensemble)
     return _run_plan(volume, net, scale, plane_axis, plan, self_ensemble,
                      device_caps.resolve_bf16(bf16, dev), dev, progress)
 
