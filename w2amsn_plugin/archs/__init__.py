@@ -1,11 +1,12 @@
-"""Architectures of the W²AMSN plugin, registered in BasicSR's ARCH_REGISTRY on import:
-``W2AMSN`` (the paper's network) and the 1-channel baselines ``EDSRGray`` and ``RCANGray``;
-:data:`PRESETS` holds the configurations the options and tools use."""
+"""Architectures of the W²AMSN plugin, registered in BasicSR's ARCH_REGISTRY on import: every
+``*_arch.py`` of this folder is imported (:mod:`.discovery`), so a new network is one file.
+``W2AMSN`` is the paper's network; the others are the methods of its Tables II and III for
+1-channel MR. :data:`PRESETS` holds the configurations the options and tools use."""
 from __future__ import annotations
 
-from . import gray_baselines, w2amsn_arch  # noqa: F401  (registration side effects)
-from .gray_baselines import EDSRGray, RCANGray
-from .presets import ABLATIONS, PRESETS, Ablation, ablation, preset
+from .presets import ABLATIONS, PRESETS, TABLE_II, Ablation, ablation, experiment_tag, preset, trainable
+from .gray_baselines_arch import EDSRGray, RCANGray
 from .w2amsn_arch import W2AMSN
 
-__all__ = ["ABLATIONS", "Ablation", "EDSRGray", "PRESETS", "RCANGray", "W2AMSN", "ablation", "preset"]
+__all__ = ["ABLATIONS", "Ablation", "EDSRGray", "PRESETS", "RCANGray", "TABLE_II", "W2AMSN", "ablation",
+           "experiment_tag", "preset", "trainable"]

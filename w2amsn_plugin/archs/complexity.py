@@ -1,5 +1,6 @@
-"""Parameters and multiply-adds (MACs) of W²AMSN, W²AMSN-S, EDSR and RCAN as configured
-in :data:`w2amsn_plugin.archs.PRESETS`, next to the paper's Table II (T2 x2).
+"""Parameters and multiply-adds (MACs) of every network as configured in
+:data:`w2amsn_plugin.archs.PRESETS`, next to the paper's Table II (T2 x2; :data:`TABLE_II`, merged
+from each arch's file).
 
 Multiply-adds are counted by ``torch.utils.flop_counter`` (convolutions and matrix products;
 FLOPs / 2) on a forward pass over the ``meta`` device, so nothing is computed or allocated and the
@@ -21,21 +22,17 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .presets import TABLE_II
 from .w2amsn_arch import W2AMSN
 from .w2amsn_blocks import NCAB
 
 __all__ = ["TABLE_II", "UPSAMPLE_READING", "count"]
 
-#: Paper Table II ("model size comparison on T2 for SR x2"): parameters, mult-adds.
-TABLE_II: dict[str, tuple[float, float]] = {
-    "W2AMSN": (11.67e6, 167.91e9),
-    "W2AMSN-S": (5.93e6, 85.33e9),
-    "EDSR": (3.14e6, 722.61e9),
-    "RCAN": (15.44e6, 220.34e9),
-}
 #: the reading of F_R (eq. 8) that closes Table II's W²AMSN gap: an EDSR-style upsampler on 8a =
 #: 256 features (conv3x3 256 -> 1024 at x2, 2.36M parameters; docs/model-size.md)
 UPSAMPLE_READING: dict[str, Any] = {"upsample_feat": 256}
+
+
 def _build(opt: dict[str, Any]) -> nn.Module:
     kwargs = dict(opt)
     with torch.device("meta"):

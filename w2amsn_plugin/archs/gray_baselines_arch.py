@@ -9,17 +9,37 @@ weights load into and out of ``EDSR``/``RCAN`` with the same ``num_in_ch``.
 The default ``mean=(0.5,)`` centres [0, 1]-normalised MR on zero before BasicSR's ``img_range``
 scaling. It is data independent on purpose: a dataset mean would differ per modality and per
 normalisation, and the first and last conv biases absorb any fixed offset during training.
+
+Presets (:data:`PRESETS`): the paper's Table II sizes at x2 on a 120x120 LR input, RCAN 15.44M /
+220.34G (both exact) and EDSR 3.14M (exact; 64 features x 40 blocks is the EDSR configuration of
+that size).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from basicsr.archs.edsr_arch import EDSR
 from basicsr.archs.rcan_arch import RCAN
 from basicsr.utils.registry import ARCH_REGISTRY
 
-__all__ = ["EDSRGray", "RCANGray"]
+__all__ = ["EDSRGray", "EXPERIMENT_TAGS", "PRESETS", "RCANGray", "TABLE_II"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "EDSR": {
+        "type": "EDSRGray", "num_in_ch": 1, "num_out_ch": 1, "num_feat": 64, "num_block": 40,
+        "res_scale": 1, "img_range": 255.0, "mean": [0.5],
+    },
+    "RCAN": {
+        "type": "RCANGray", "num_in_ch": 1, "num_out_ch": 1, "num_feat": 64, "num_group": 10,
+        "num_block": 20, "squeeze_factor": 16, "res_scale": 1, "img_range": 255.0, "mean": [0.5],
+    },
+}
+#: Table II ("model size comparison on T2 for SR x2"): parameters, mult-adds
+TABLE_II: dict[str, tuple[float, float]] = {"EDSR": (3.14e6, 722.61e9), "RCAN": (15.44e6, 220.34e9)}
+#: the size part of experiment names
+EXPERIMENT_TAGS: dict[str, str] = {"RCANGray": "g{num_group}b{num_block}f{num_feat}",
+                                   "EDSRGray": "b{num_block}f{num_feat}"}
 
 
 def _mean_tensor(arch: str, mean: Sequence[float], num_in_ch: int, num_out_ch: int) -> torch.Tensor:
