@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from .archs.presets import ABLATIONS, PRESETS, experiment_tag, preset, trainable
-from .data.naming import database_path
+from .protocol import database_path
 
 __all__ = ["Experiment", "ARCHS", "MODALITIES", "SCALES", "experiments", "train_options",
            "eval_options", "METRICS_FIRST", "metrics_options", "best_metric", "paper_train_section",

@@ -76,7 +76,7 @@ def test_bad_options_are_refused_by_name(opt, word):
 def test_dataset_hook_makes_lr_from_the_augmented_hr(tmp_path):
     from w2amsn_plugin.data.demo_testset import build_test_set
     from w2amsn_plugin.data.ixi_paired_dataset import IXIPairedDataset
-    from w2amsn_plugin.data.naming import database_path
+    from w2amsn_plugin.protocol import database_path
     from w2amsn_plugin.data.samples import sample_path
 
     build_test_set(sample_path("colin27_t1"), "Colin27", "T1", tmp_path, (64, 64, 16), slice_mm=8,

@@ -89,7 +89,7 @@ def _loader(lmdb_dir: Path, workers: int, s: DataSettings):
     from basicsr.data import build_dataloader
 
     from ..data.ixi_paired_dataset import IXIPairedDataset
-    from ..data.naming import database_path
+    from ..protocol import database_path
 
     opt = {"name": "bench", "type": "IXIPairedDataset", "phase": "train", "scale": s.scale,
            "dataroot_gt": database_path(str(lmdb_dir), "T1", "train"),
@@ -143,7 +143,7 @@ def _bank_one(lmdb_dir: Path, s: DataSettings, device: str) -> Row:
     import torch
 
     from ..data.ixi_paired_dataset import IXIPairedDataset
-    from ..data.naming import database_path
+    from ..protocol import database_path
     from ..data.slice_bank import get_bank
     from .timing import synchronize
 

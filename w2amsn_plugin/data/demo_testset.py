@@ -38,7 +38,7 @@ from .augment import rician_noise as _rician
 from .degradations import bicubic_downscale, bicubic_matrix
 from .ixi import FOREGROUND_THRESHOLD, load_canonical, slice_key
 from .lmdb_io import LmdbWriter, lmdb_map_size, write_meta_info
-from .naming import database_path
+from ..protocol import database_path
 from .normalization import normalize_intensity
 from .png16 import DEFAULT_COMPRESS_LEVEL, encode_png16, to_uint16
 

@@ -87,7 +87,7 @@ def make_fake_ixi_tree(root: str | os.PathLike, n_subjects: int,
         for modality in modalities:
             if (index, modality) in skip:
                 continue
-            rng = np.random.default_rng([seed, index, IXI_MODALITIES.index(modality)])
+            rng = np.random.default_rng([seed, index, list(IXI_STORAGE_AXCODES).index(modality)])
             src = index % len(volumes)
             target = IXI_RAS_SHAPES[modality] if shape == "ixi" else _ras_shape(shape, modality)
             vol = volumes[src] if target is None else _centre_fit(volumes[src], target)

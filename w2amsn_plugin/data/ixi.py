@@ -28,27 +28,27 @@ from pathlib import Path
 
 import numpy as np
 
+from ..protocol import PAPER, parse_slice_key, slice_key
 from .planes import (ANATOMICAL_PLANES, plane_name, plane_pixel_axes, plane_stack, ras_orientation,
                      slice_axis)
+from .walk import walk_files
 
 __all__ = [
     "IXI_MODALITIES", "IXI_NAME_RE", "FOREGROUND_THRESHOLD", "IXIDataError", "IXIFile",
     "parse_ixi_name", "scan_ixi_tree", "load_canonical", "axial_stack", "crop_stack",
-    "slice_key", "parse_slice_key", "SLICE_KEY_RE", "open_volume", "SLICE_SELECTIONS",
+    "slice_key", "parse_slice_key", "open_volume", "SLICE_SELECTIONS",
     "PlaneGeometry", "plane_geometry",
 ]
 
-#: the modalities the paper uses
-IXI_MODALITIES = ("T1", "T2", "PD")
+#: the modalities the paper uses (:data:`w2amsn_plugin.protocol.PAPER`)
+IXI_MODALITIES = PAPER.modalities
 #: IXI's file name pattern; group ``subject`` (e.g. ``IXI002-Guys-0828``) and ``modality``
 IXI_NAME_RE = re.compile(
     r"^(?P<subject>IXI(?P<number>\d{3})-(?P<site>[A-Za-z]+)-(?P<session>\d+))"
     r"-(?P<modality>T1|T2|PD|MRA|DTI(?:-\d+)?)\.nii(?:\.gz)?$")
-#: database key of one slice: ``<subject>_<MOD>_s<slice:03d>`` (no dots: BasicSR splits at '.')
-SLICE_KEY_RE = re.compile(r"^(?P<subject>[^.]+)_(?P<modality>T1|T2|PD)_s(?P<index>\d{3,})$")
 #: a voxel with normalised intensity above this is foreground (chooses the ``head`` slice window)
 FOREGROUND_THRESHOLD = 0.1
-#: how the ``depth`` slices of a volume are chosen (:func:`crop_stack`; the default first)
+#: how the ``depth`` slices of a volume are chosen (:func:`crop_stack`)
 SLICE_SELECTIONS = ("head", "central")
 
 
@@ -76,7 +76,8 @@ def parse_ixi_name(path: str | os.PathLike) -> IXIFile | None:
 
 def scan_ixi_tree(root: str | os.PathLike, modality: str
                   ) -> tuple[dict[str, Path], list[str]]:
-    """Find the ``modality`` volumes under ``root`` (recursively, hidden folders skipped).
+    """Find the ``modality`` volumes under ``root`` (recursively, hidden folders skipped, linked
+    folders followed: :func:`~.walk.walk_files`).
 
     Returns ``(subject -> path, warnings)``; a warning line names each ``.nii``/``.nii.gz`` file
     whose name is not IXI's pattern (it is skipped). Files of other IXI modalities are ignored.
@@ -87,40 +88,22 @@ def scan_ixi_tree(root: str | os.PathLike, modality: str
         raise IXIDataError(f"{root}: IXI root is not a folder")
     found: dict[str, Path] = {}
     warnings: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not (name.endswith(".nii.gz") or name.endswith(".nii")):
-                continue
-            path = Path(dirpath) / name
-            parsed = parse_ixi_name(path)
-            if parsed is None:
-                warnings.append(f"{path}: skipped, not an IXI file name "
-                                "(IXI<id>-<site>-<session>-<T1|T2|PD>.nii.gz)")
-                continue
-            if parsed.modality != modality:
-                continue
-            if parsed.subject in found:
-                raise IXIDataError(f"{path}: subject {parsed.subject} already has a {modality} "
-                                   f"volume ({found[parsed.subject]}); keep only one")
-            found[parsed.subject] = path
+    for path in walk_files(root):
+        name = path.name
+        if not (name.endswith(".nii.gz") or name.endswith(".nii")):
+            continue
+        parsed = parse_ixi_name(path)
+        if parsed is None:
+            warnings.append(f"{path}: skipped, not an IXI file name "
+                            "(IXI<id>-<site>-<session>-<T1|T2|PD>.nii.gz)")
+            continue
+        if parsed.modality != modality:
+            continue
+        if parsed.subject in found:
+            raise IXIDataError(f"{path}: subject {parsed.subject} already has a {modality} "
+                               f"volume ({found[parsed.subject]}); keep only one")
+        found[parsed.subject] = path
     return dict(sorted(found.items())), warnings
-
-
-def slice_key(subject: str, modality: str, index: int) -> str:
-    """Key of slice ``index`` (0-based in the cropped stack): ``IXI002-Guys-0828_T1_s042``."""
-    return f"{subject}_{modality}_s{index:03d}"
-
-
-def parse_slice_key(key: str) -> tuple[str, str, int]:
-    """``(subject, modality, slice index)`` of a key made by :func:`slice_key`.
-
-    Raises ValueError for a key that does not follow the pattern.
-    """
-    match = SLICE_KEY_RE.match(key)
-    if match is None:
-        raise ValueError(f"{key!r} is not a slice key <subject>_<T1|T2|PD>_s<NNN>")
-    return match["subject"], match["modality"], int(match["index"])
 
 
 def open_volume(path: str | os.PathLike):

@@ -8,7 +8,7 @@ from typing import Iterator
 
 from . import volume_slices
 from .lmdb_io import verify_lmdb
-from .naming import parse_lr_kind
+from ..protocol import parse_lr_kind
 from .volume_slices import VolumeResult
 
 __all__ = ["init_worker", "run_task", "verify_task", "imap", "progress", "make_pool"]

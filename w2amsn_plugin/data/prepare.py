@@ -47,7 +47,7 @@ from .degradations import DEGRADATIONS
 from .ixi import (FOREGROUND_THRESHOLD, IXI_MODALITIES, SLICE_SELECTIONS, IXIDataError, open_volume,
                   plane_geometry, scan_ixi_tree, slice_key)
 from .lmdb_io import lmdb_map_size, read_meta_keys, write_meta_info
-from .naming import database_name, kind_scale, lr_kind, manifest_name
+from ..protocol import database_name, kind_scale, lr_kind, manifest_name
 from .normalization import DEFAULT_PERCENTILE
 from .planes import DISPLAY, PLANES
 from .png16 import BIT_DEPTHS, DEFAULT_COMPRESS_LEVEL

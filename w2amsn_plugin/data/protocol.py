@@ -1,18 +1,20 @@
-"""The data protocol of a set of slice databases: its record, its id, and the check that keeps
-databases of different protocols apart (paper section IV-A; docs/data.md, docs/reproducing.md).
+"""The data protocol of a set of slice databases as written into its manifest: its record, its id,
+and the check that keeps databases of different protocols apart (paper section IV-A;
+docs/data.md). The settings themselves and the file names are owned by
+:mod:`w2amsn_plugin.protocol`.
 
-``make_ixi_lmdb`` writes the protocol into ``IXI_<MOD>_split.json`` (key ``"protocol"``: plane,
-in-plane voxel size, normalisation percentile, bit depth, slice selection, crop, degradations,
-scales, and ``id``) and stamps every database folder with :data:`STAMP_FILE` naming the same
-``id``. The id is a hash of what fixes the pixels of a slice (modality, plane, percentile, bits,
-slice selection, crop, format), not of the degradations and scales, which a later run may add to
-the same HR database.
+``w2amsn prepare`` writes the protocol into ``<dataset>_<MOD>_split.json`` (key ``"protocol"``:
+plane, in-plane voxel size, normalisation percentile, bit depth, slice selection, crop,
+degradations, scales, and ``id``) and stamps every database folder with
+:data:`~w2amsn_plugin.protocol.STAMP_FILE` naming the same ``id``. The id is a hash of what fixes
+the pixels of a slice (modality, plane, percentile, bits, slice selection, crop, format), not of
+the degradations and scales, which a later run may add to the same HR database.
 
-:func:`check_dataset` runs once when :class:`~w2amsn_plugin.data.ixi_paired_dataset.
-IXIPairedDataset` opens a pair of databases (nothing per item): the GT and LQ stamps must carry
-one id, the manifest beside the GT database (found by name, :mod:`~w2amsn_plugin.data.naming`)
-must carry it too, and the options must agree with the databases (modality, scale, ``plane:`` if
-given). Databases without a stamp or manifest (older runs, folders of PNGs) are not checked.
+:func:`check_dataset` runs once when :class:`~w2amsn_plugin.data.mr_slice_dataset.MRSliceDataset`
+opens a pair of databases (nothing per item): the GT and LQ stamps must carry one id, the manifest
+beside the GT database (found by name, :func:`~w2amsn_plugin.protocol.manifest_beside`) must carry
+it too, and the options must agree with the databases (modality, scale, ``plane:`` if given).
+Databases without a stamp or manifest (older runs, folders of PNGs) are not checked.
 """
 from __future__ import annotations
 
@@ -22,14 +24,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .naming import kind_scale, manifest_name, parse_database_name
+from ..protocol import (IXI_DATASET, STAMP_FILE, kind_scale, manifest_beside,
+                        manifest_name, parse_database_name, read_manifest)
 from .planes import ANATOMICAL_PLANES, PLANES
 
-__all__ = ["STAMP_FILE", "protocol_id", "write_stamp", "read_stamp", "find_manifest",
-           "check_dataset"]
-
-#: file in each database folder naming the protocol id it was built with
-STAMP_FILE = "w2amsn_protocol.json"
+__all__ = ["protocol_id", "write_stamp", "read_stamp", "check_dataset"]
 
 
 def protocol_id(fields: dict[str, Any]) -> str:
@@ -38,10 +37,11 @@ def protocol_id(fields: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def write_stamp(folder: str | os.PathLike, pid: str, modality: str, split: str, kind: str) -> None:
-    """Write :data:`STAMP_FILE` into a database folder."""
+def write_stamp(folder: str | os.PathLike, pid: str, modality: str, split: str, kind: str,
+                dataset: str = IXI_DATASET) -> None:
+    """Write :data:`~w2amsn_plugin.protocol.STAMP_FILE` into a database folder."""
     stamp = {"protocol_id": pid, "modality": modality, "split": split, "kind": kind,
-             "manifest": manifest_name(modality)}
+             "manifest": manifest_name(modality, dataset)}
     Path(folder, STAMP_FILE).write_text(json.dumps(stamp, indent=1) + "\n")
 
 
@@ -56,15 +56,6 @@ def read_stamp(folder: str | os.PathLike) -> dict | None:
         raise ValueError(f"{path}: unreadable protocol stamp ({err})") from None
 
 
-def find_manifest(dataroot: str | os.PathLike) -> Path | None:
-    """``IXI_<MOD>_split.json`` beside the database ``dataroot`` (MOD from its name), if any."""
-    parsed = parse_database_name(str(dataroot))
-    if parsed is None:
-        return None
-    path = Path(dataroot).parent / manifest_name(parsed[0])
-    return path if path.is_file() else None
-
-
 def check_dataset(opt: dict, gt_folder: str, lq_folder: str, scale: int) -> None:
     """Refuse a GT/LQ database pair that does not belong together or to the options.
 
@@ -72,9 +63,10 @@ def check_dataset(opt: dict, gt_folder: str, lq_folder: str, scale: int) -> None
     """
     gt_name, lq_name = parse_database_name(gt_folder), parse_database_name(lq_folder)
     if gt_name and lq_name:
-        if gt_name[0] != lq_name[0] or gt_name[1] != lq_name[1]:
-            raise ValueError(f"{lq_folder}: LQ database of IXI {lq_name[0]} {lq_name[1]} paired with "
-                             f"GT database of IXI {gt_name[0]} {gt_name[1]} ({gt_folder})")
+        if gt_name[:2] != lq_name[:2] or gt_name.dataset != lq_name.dataset:
+            raise ValueError(f"{lq_folder}: LQ database of {lq_name.dataset} {lq_name[0]} "
+                             f"{lq_name[1]} paired with GT database of {gt_name.dataset} "
+                             f"{gt_name[0]} {gt_name[1]} ({gt_folder})")
         if lq_name[2] != "HR" and kind_scale(lq_name[2]) != scale:
             raise ValueError(f"{lq_folder}: LQ database is x{kind_scale(lq_name[2])}, the options' "
                              f"scale is {scale}")
@@ -82,18 +74,15 @@ def check_dataset(opt: dict, gt_folder: str, lq_folder: str, scale: int) -> None
     if gt_stamp and lq_stamp and gt_stamp["protocol_id"] != lq_stamp["protocol_id"]:
         raise ValueError(f"{lq_folder}: built with data protocol {lq_stamp['protocol_id']}, the GT "
                          f"database {gt_folder} with {gt_stamp['protocol_id']}: databases of "
-                         "different runs do not mix; rebuild both with one make_ixi_lmdb run")
-    manifest_path = find_manifest(gt_folder)
-    if manifest_path is None:
+                         "different runs do not mix; rebuild both with one w2amsn prepare run")
+    if gt_name is None or not manifest_beside(gt_folder).is_file():
         return
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{manifest_path}: unreadable manifest ({err})") from None
+    manifest_path = manifest_beside(gt_folder)
+    manifest = read_manifest(manifest_path)
     protocol = manifest.get("protocol") or {}
-    if gt_name and manifest.get("modality") not in (None, gt_name[0]):
-        raise ValueError(f"{manifest_path}: describes IXI {manifest['modality']}, the database "
-                         f"{gt_folder} is {gt_name[0]}")
+    if manifest.get("modality") not in (None, gt_name[0]):
+        raise ValueError(f"{manifest_path}: describes {manifest.get('dataset', IXI_DATASET)} "
+                         f"{manifest['modality']}, the database {gt_folder} is {gt_name[0]}")
     for folder, stamp in ((gt_folder, gt_stamp), (lq_folder, lq_stamp)):
         if stamp and protocol.get("id") and stamp["protocol_id"] != protocol["id"]:
             raise ValueError(f"{folder}: built with data protocol {stamp['protocol_id']}, but "

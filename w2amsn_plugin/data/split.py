@@ -1,5 +1,5 @@
-"""Deterministic per-modality subject split of IXI (paper section IV-A: 500 train, 70 test,
-6 validation volumes per modality; docs/data.md).
+"""Deterministic per-modality subject split (the paper's IXI split, section IV-A, is
+:attr:`w2amsn_plugin.protocol.PAPER.split`; docs/data.md).
 
 Subjects are ordered by ``sha256(f"{seed}:{subject}")``, a per-subject key that does not depend
 on which other subjects exist. The test set takes the first ``n_test`` subjects of that order,
@@ -12,12 +12,10 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable
 
+from ..protocol import SPLITS
 from .ixi import IXIDataError
 
 __all__ = ["SPLITS", "split_subjects"]
-
-#: the split names, in the order subjects are assigned
-SPLITS = ("test", "val", "train")
 
 
 def split_subjects(subjects: Iterable[str], n_train: int, n_test: int, n_val: int, seed: int,

@@ -13,12 +13,12 @@ import numpy as np
 from .degradations import degrade
 from .ixi import (IXIDataError, crop_stack,
                   load_canonical, open_volume, plane_geometry)
-from .naming import lr_kind
+from ..protocol import lr_kind
 from .normalization import normalize_intensity
 from .planes import plane_stack
 from .png16 import DEFAULT_COMPRESS_LEVEL, encode_png16, quantize
 
-__all__ = ["VolumeResult", "process_volume"]
+__all__ = ["VolumeResult", "normalised_stack", "process_volume"]
 
 
 @dataclass
@@ -39,6 +39,21 @@ class VolumeResult:
     values: dict[str, list[bytes]]
 
 
+def normalised_stack(path: str | os.PathLike, data_ras: np.ndarray, ras_axis: int,
+                     crop: tuple[int, int, int], percentile: float, slices: str = "head"
+                     ) -> tuple[np.ndarray, int, float, float]:
+    """The HR stack of a canonical RAS+ volume before quantisation: normalised (``percentile``),
+    sliced normal to ``ras_axis``, cut to ``crop`` (width, height, depth) with the ``slices``
+    selection. Returns ``(stack, start, lo, hi)``; ``path`` names the file in errors."""
+    try:
+        norm, lo, hi = normalize_intensity(data_ras, percentile)
+    except ValueError as err:
+        raise IXIDataError(f"{path}: {err}") from None
+    width, height, depth = crop
+    stack, start = crop_stack(plane_stack(norm, ras_axis), height, width, depth, slices)
+    return stack, start, lo, hi
+
+
 def process_volume(path: str | os.PathLike, crop: tuple[int, int, int], percentile: float,
                    lr_specs: Iterable[tuple[str, int]], encode_hr: bool = True,
                    compress_level: int = DEFAULT_COMPRESS_LEVEL, plane: str = "acquisition",
@@ -51,12 +66,7 @@ def process_volume(path: str | os.PathLike, crop: tuple[int, int, int], percenti
     img, shape = open_volume(path)
     geo = plane_geometry(path, img, shape, plane)
     data, codes = load_canonical(path)
-    try:
-        norm, lo, hi = normalize_intensity(data, percentile)
-    except ValueError as err:
-        raise IXIDataError(f"{path}: {err}") from None
-    width, height, depth = crop
-    hr, start = crop_stack(plane_stack(norm, geo.ras_axis), height, width, depth, slices)
+    hr, start, lo, hi = normalised_stack(path, data, geo.ras_axis, crop, percentile, slices)
     hr_q = quantize(hr, bits)
     values: dict[str, list[bytes]] = {}
     if encode_hr:
@@ -68,6 +78,6 @@ def process_volume(path: str | os.PathLike, crop: tuple[int, int, int], percenti
     return VolumeResult(plane_axis_ras=geo.ras_axis, slice_start=start, lo=lo, hi=hi,
                         source_axcodes="".join(codes), ras_shape=tuple(int(n) for n in data.shape),
                         pixel_mm=geo.pixel_mm,
-                        padded=geo.shape[0] < height or geo.shape[1] < width, values=values)
+                        padded=geo.shape[0] < crop[1] or geo.shape[1] < crop[0], values=values)
 
 

@@ -25,7 +25,7 @@ def demo_figure(weights: Path, train_opt: Path, testset: Path, modality: str, su
     from basicsr.utils.matlab_functions import imresize
 
     from ..data.ixi_paired_dataset import IXIPairedDataset
-    from ..data.naming import database_path
+    from ..protocol import database_path
     from ..inference.loading import load_model
     from ..metrics.foreground import foreground_mask
     from ..metrics.psnr_ssim import calculate_psnr_fg
