@@ -1,5 +1,5 @@
 """What a model's training data looked like, as far as inference can find out: the protocol record
-of the training manifest ``IXI_<MOD>_split.json`` that ``w2amsn prepare-ixi`` writes beside the
+of the training manifest ``<dataset>_<MOD>_split.json`` that ``w2amsn prepare`` writes beside the
 databases (key ``"protocol"``: plane, in-plane voxel size, normalisation percentile, ...;
 docs/data.md), found through the options' ``datasets.train.dataroot_gt``.
 
@@ -10,19 +10,15 @@ guessing (docs/inference.md).
 """
 from __future__ import annotations
 
-import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..data.planes import PLANES
+from ..protocol import ManifestError, manifest_beside, parse_database_name, read_manifest
 
-__all__ = ["TrainingProtocol", "find_manifest", "training_protocol"]
-
-# IXI_<MOD>_<split>_<kind>.lmdb (w2amsn_plugin.data.naming.database_name)
-_DATABASE = re.compile(r"^IXI_(?P<mod>[A-Za-z0-9]+)_[A-Za-z0-9]+_.+\.lmdb$")
+__all__ = ["TrainingProtocol", "training_manifest_path", "training_protocol"]
 
 
 @dataclass(frozen=True)
@@ -43,16 +39,13 @@ def _train_set(options: Mapping[str, Any]) -> Mapping[str, Any]:
     return train if isinstance(train, Mapping) else {}
 
 
-def find_manifest(options: Mapping[str, Any], options_path: Path | None,
-                  cwd: Path | None = None) -> Path | None:
-    """The training manifest of ``options`` (module docstring), or None."""
+def training_manifest_path(options: Mapping[str, Any], options_path: Path | None,
+                           cwd: Path | None = None) -> Path | None:
+    """Where the training manifest of ``options`` is (module docstring), or None."""
     root = _train_set(options).get("dataroot_gt")
-    if not isinstance(root, str):
+    if not isinstance(root, str) or parse_database_name(root) is None:
         return None
-    match = _DATABASE.match(Path(root).name)
-    if match is None:
-        return None
-    rel = Path(root).parent / f"IXI_{match['mod']}_split.json"
+    rel = manifest_beside(root)
     if rel.is_absolute():
         return rel if rel.is_file() else None
     bases = []
@@ -80,14 +73,13 @@ def training_protocol(options: Mapping[str, Any], options_path: Path | None,
     train = _train_set(options)
     gt_size = train.get("gt_size")
     lr_patch = gt_size // scale if isinstance(gt_size, int) and gt_size >= scale else None
-    manifest = find_manifest(options, options_path, cwd)
+    manifest = training_manifest_path(options, options_path, cwd)
     record: Any = None
     if manifest is not None:
         try:
-            loaded = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            manifest, loaded = None, None
-        record = loaded.get("protocol") if isinstance(loaded, Mapping) else None
+            record = read_manifest(manifest).get("protocol")
+        except ManifestError:
+            manifest = None
     record = record if isinstance(record, Mapping) else {}  # older manifests have none
     plane, source = record.get("plane"), f"training manifest {manifest}"
     if plane not in PLANES:
