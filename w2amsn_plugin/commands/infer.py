@@ -26,6 +26,7 @@ from ..inference import geometry, output, provenance
 from ..inference.engine import check_device, super_resolve_array, volume_window
 from ..inference.loading import InferenceError, LoadedModel, load_model_info
 from ..inference.protocol import TrainingProtocol, training_protocol
+from ..protocol import PAPER
 from ..inference.tiling import CPU_BATCH, DEFAULT_TILE_OVERLAP, TilePlan, auto_max_pixels, plan_tiles
 from ..inference.volumes import DTYPE_CHOICES, load_volume, output_class, output_dtype, to_output_dtype
 
@@ -145,7 +146,7 @@ def _choose_plane(args: argparse.Namespace, proto: TrainingProtocol) -> tuple[st
         return args.plane, "--plane"
     if proto.plane is not None:
         return proto.plane, f"recorded by the {proto.plane_source}"
-    return "acquisition", "default: the training plane is unknown"
+    return PAPER.plane, "default: the training plane is unknown"
 
 
 def _choose_percentile(args: argparse.Namespace, proto: TrainingProtocol) -> tuple[float, str]:

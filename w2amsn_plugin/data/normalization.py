@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..protocol import PAPER
+
 __all__ = ["DEFAULT_PERCENTILE", "intensity_window", "normalize_intensity", "denormalize_intensity"]
 
-DEFAULT_PERCENTILE = 99.5
+#: the paper's clip percentile (:data:`w2amsn_plugin.protocol.PAPER`)
+DEFAULT_PERCENTILE = PAPER.percentile
 
 
 def intensity_window(volume: np.ndarray, percentile: float = DEFAULT_PERCENTILE
