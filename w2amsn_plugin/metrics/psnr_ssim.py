@@ -38,7 +38,7 @@ from basicsr.utils.registry import METRIC_REGISTRY
 from .foreground import DEFAULT_FG_THRESHOLD, foreground_mask
 
 __all__ = ["FLOAT_METRICS", "NO_FOREGROUND", "PSNR_MAX_DB", "calculate_psnr_mr", "calculate_ssim_mr",
-           "calculate_psnr_fg", "calculate_ssim_fg", "to_unit_float"]
+           "calculate_psnr_fg", "calculate_ssim_fg", "to_unit_float", "ssim_maps", "psnr_db"]
 
 #: metric types that take float [0, 1] images (MRSRModel gives every other metric BasicSR's uint8)
 FLOAT_METRICS = ("calculate_psnr_mr", "calculate_ssim_mr", "calculate_psnr_fg", "calculate_ssim_fg")
@@ -48,8 +48,7 @@ _MSE_FLOOR = 1e-10
 #: PSNR of an exact match (MSE floored at 1e-10)
 PSNR_MAX_DB = 10.0 * math.log10(1.0 / _MSE_FLOOR)
 _SSIM_RADIUS = 5  # Gaussian window 11x11, sigma 1.5
-_SSIM_WINDOW = np.outer(cv2.getGaussianKernel(2 * _SSIM_RADIUS + 1, 1.5),
-                        cv2.getGaussianKernel(2 * _SSIM_RADIUS + 1, 1.5))
+_SSIM_GAUSS_1D = cv2.getGaussianKernel(2 * _SSIM_RADIUS + 1, 1.5)  # the window's separable factor
 _C1 = 0.01 ** 2
 _C2 = 0.03 ** 2
 
@@ -101,16 +100,32 @@ def _psnr(mse: float) -> float:
     return 10.0 * math.log10(1.0 / max(mse, _MSE_FLOOR))
 
 
-def _ssim_map(sr: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """SSIM map of two [0, 1] slices over the window's valid part, (H-10)x(W-10)."""
-    if min(gt.shape) <= 2 * _SSIM_RADIUS:
-        raise ValueError(f"SSIM needs a slice larger than 11x11 after cropping, got {gt.shape}")
-    stats = np.stack([sr, gt, sr * sr, gt * gt, sr * gt], axis=-1)
+def psnr_db(mse: np.ndarray) -> np.ndarray:
+    """PSNR in dB of [0, 1] data for an array of MSEs, floored as every metric here floors it."""
+    return 10.0 * np.log10(1.0 / np.maximum(mse, _MSE_FLOOR))
+
+
+def ssim_maps(sr: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """SSIM maps of [0, 1] slices over the window's valid part: ``(..., H, W)`` in,
+    ``(..., H-10, W-10)`` out (Wang et al. 2004: Gaussian 11x11 window, sigma 1.5, L = 1).
+
+    The separable Gaussian runs over every slice stacked into one tall image; it mixes
+    neighbouring slices only within 5 rows of their edges, which the valid part drops. One slice
+    or a whole stack gives the same map per slice.
+    """
+    sr, gt = np.asarray(sr, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    if min(gt.shape[-2:]) <= 2 * _SSIM_RADIUS:
+        raise ValueError(f"SSIM needs a slice larger than 11x11 after cropping, got {gt.shape[-2:]}")
+    lead, (h, w) = gt.shape[:-2], gt.shape[-2:]
+    stats = np.stack([sr.reshape(-1, h, w), gt.reshape(-1, h, w), sr.reshape(-1, h, w) ** 2,
+                      gt.reshape(-1, h, w) ** 2, (sr * gt).reshape(-1, h, w)])  # (5, n, H, W)
+    filtered = cv2.sepFilter2D(stats.reshape(-1, w), -1, _SSIM_GAUSS_1D, _SSIM_GAUSS_1D)
     r = _SSIM_RADIUS
-    mu_x, mu_y, xx, yy, xy = np.moveaxis(cv2.filter2D(stats, -1, _SSIM_WINDOW)[r:-r, r:-r], -1, 0)
+    mu_x, mu_y, xx, yy, xy = filtered.reshape(stats.shape)[:, :, r:-r, r:-r]
     var_x, var_y, cov = xx - mu_x * mu_x, yy - mu_y * mu_y, xy - mu_x * mu_y
     numerator = (2 * mu_x * mu_y + _C1) * (2 * cov + _C2)
-    return numerator / ((mu_x * mu_x + mu_y * mu_y + _C1) * (var_x + var_y + _C2))
+    out = numerator / ((mu_x * mu_x + mu_y * mu_y + _C1) * (var_x + var_y + _C2))
+    return out.reshape(*lead, h - 2 * r, w - 2 * r)
 
 
 @METRIC_REGISTRY.register()
@@ -124,7 +139,7 @@ def calculate_psnr_mr(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, *
 def calculate_ssim_mr(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, **kwargs: Any) -> float:
     """Whole-slice SSIM (Wang et al. 2004): mean of the valid-part Gaussian SSIM map, L = 1."""
     sr, gt, _ = _prepare(img, img2, crop_border, None, kwargs)
-    return float(_ssim_map(sr, gt).mean())
+    return float(ssim_maps(sr, gt).mean())
 
 
 @METRIC_REGISTRY.register()
@@ -148,7 +163,7 @@ def calculate_ssim_fg(img: np.ndarray, img2: np.ndarray, crop_border: int = 0,
     Returns :data:`NO_FOREGROUND` (NaN) when no foreground pixel lies in the valid part.
     """
     sr, gt, mask = _prepare(img, img2, crop_border, fg_threshold, kwargs)
-    ssim_map = _ssim_map(sr, gt)
+    ssim_map = ssim_maps(sr, gt)
     r = _SSIM_RADIUS
     mask = mask[r:-r, r:-r]
     if not mask.any():
