@@ -9,7 +9,6 @@ half-unpacked: members go to a temporary folder and are moved into place only wh
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -23,8 +22,9 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["IXI_BASE_URL", "DownloadError", "download_file", "sha256_file", "extract_tar",
-           "download_ixi"]
+from ..results.files import sha256_file
+
+__all__ = ["IXI_BASE_URL", "DownloadError", "download_file", "extract_tar", "download_ixi"]
 
 #: IXI's public download folder (https://brain-development.org/ixi-dataset/)
 IXI_BASE_URL = "http://biomedic.doc.ic.ac.uk/brain-development/downloads/IXI/"
@@ -37,15 +37,6 @@ class DownloadError(RuntimeError):
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fin:
-        for block in iter(lambda: fin.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download_file(url: str, dest: str | os.PathLike, sha256: str | None = None,

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from ..results.files import write_json
 from .ixi import IXIDataError, slice_key
 from .lmdb_io import LmdbWriter
 from .split import SPLITS
@@ -18,9 +19,8 @@ DONE_FILE = "done.jsonl"
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
+    """``obj`` as indented JSON at ``path``, through the package's one atomic writer."""
+    write_json(path, obj)
 
 
 class Staging:

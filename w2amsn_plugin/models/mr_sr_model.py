@@ -54,7 +54,6 @@ slice index are parsed from ``<subject>_<modality>_s<slice>`` keys, else the key
 """
 from __future__ import annotations
 
-import os
 import re
 from collections import OrderedDict
 from os import path as osp
@@ -74,7 +73,7 @@ from .. import device_caps
 from ..metrics import FLOAT_METRICS
 from ..archs.self_ensemble import self_ensemble
 from ..data.slice_bank import get_bank
-from ..results.files import write_csv, write_text
+from ..results.files import atomic_write, write_csv, write_text
 from ..results.tables import BICUBIC, slice_rows, table_iii_markdown, volume_rows
 from ..results.volume_scores import SliceScores, aggregate_volumes, set_means
 
@@ -348,7 +347,5 @@ class MRSRModel(SRModel):
             state[key] = {k.removeprefix("module."): v.cpu() for k, v in params.items()}
         state["best"] = dict(dataset=dataset_name, metric=metric, val=float(val), iter=int(current_iter))
         path = osp.join(self.opt["path"]["models"], _BEST_FILE)
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        torch.save(state, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
         get_root_logger().info(f"Saved {path} ({metric} {val:.4f} @ iter {current_iter})")
