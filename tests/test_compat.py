@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-import w2amsn_plugin  # noqa: F401  (applies the patches)
+import w2amsn_plugin  # noqa: F401  (installs the patches, each as its package is imported)
 from w2amsn_plugin import compat
 
 
@@ -95,6 +95,8 @@ def test_dist_init_and_ddp_wrap_without_cuda(tmp_path):
 
 
 def test_patches_installed_where_their_problem_is():
+    import basicsr  # noqa: F401  (patched as it is imported)
+
     applied = compat.applied_patches()
     assert ("dist_init_without_cuda" in applied) is not torch.cuda.is_available()
     if not torch.cuda.is_available():

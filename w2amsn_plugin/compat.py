@@ -6,8 +6,11 @@ they fix is present (:func:`applied_patches` lists what this process installed);
 installed always, because its problem depends on the model, not the machine (see below), and
 its wrapper calls BasicSR's own method unless that problem is there. Patches from 6 on fix
 BasicSR 1.4.2's own behaviour, the same on every machine (the package pins ``basicsr==1.4.2``),
-so they are installed always. :func:`apply` is idempotent and runs on ``import w2amsn_plugin``
-before BasicSR is imported.
+so they are installed always. :func:`apply` is idempotent and runs on ``import w2amsn_plugin``.
+It imports neither torch nor BasicSR (``w2amsn --help`` stays instant): patches 1-2 are installed as
+torchvision is first imported and patches 3 on as BasicSR is, by an import hook
+(:class:`_ImportHook`), or at once when they already are; :func:`after_basicsr` runs a function at
+that moment (the plugin fills BasicSR's registries then, :mod:`w2amsn_plugin.registration`).
 
 Patches (BasicSR 1.4.2 line numbers):
 
@@ -64,6 +67,8 @@ import collections
 import contextlib
 import functools
 import importlib
+import importlib.abc
+import importlib.machinery
 import io
 import os
 import pickle
@@ -72,11 +77,10 @@ import sys
 import types
 from typing import Any, Callable, Iterator
 
-import torch
-
-__all__ = ["apply", "applied_patches", "restore_archived"]
+__all__ = ["apply", "after_basicsr", "applied_patches", "restore_archived"]
 
 _APPLIED: list[str] = []
+_AFTER_BASICSR: list[Callable[[], None]] = []
 
 
 def applied_patches() -> list[str]:
@@ -85,11 +89,74 @@ def applied_patches() -> list[str]:
 
 
 def apply() -> None:
-    """Install every needed patch once; safe to call repeatedly."""
-    if "done" in _APPLIED:
+    """Install every needed patch once, each when the package it fixes is imported (at once if it
+    already is); safe to call repeatedly."""
+    if _HOOK in sys.meta_path or "done" in _APPLIED:
         return
-    _patch_torchvision_ops()
+    if "basicsr" in sys.modules:
+        _patch_functional_tensor()
+        _patch_basicsr()
+        return
+    if "torchvision" in sys.modules:
+        _patch_functional_tensor()
+    sys.meta_path.insert(0, _HOOK)
+
+
+def after_basicsr(function: Callable[[], None]) -> None:
+    """Call ``function`` once BasicSR is imported and patched (now, if it is)."""
+    if "done" in _APPLIED:
+        function()
+    else:
+        _AFTER_BASICSR.append(function)
+
+
+class _HookedLoader(importlib.abc.Loader):
+    """A package's own loader, with code run around its ``exec_module``."""
+
+    def __init__(self, loader: Any, run: Callable[[Any, types.ModuleType], None]) -> None:
+        self._loader, self._run = loader, run
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__loader__ = module.__spec__.loader = self._loader
+        self._run(self._loader, module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+class _ImportHook(importlib.abc.MetaPathFinder):
+    """Patches torchvision (1-2) and BasicSR (3 on) as each is first imported."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None
+                  ) -> importlib.machinery.ModuleSpec | None:
+        runs = {"torchvision": _exec_torchvision, "basicsr": _exec_basicsr}
+        if fullname not in runs:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _HookedLoader(spec.loader, runs[fullname])
+        return spec
+
+
+_HOOK = _ImportHook()
+
+
+def _exec_torchvision(loader: Any, module: types.ModuleType) -> None:
+    _patch_torchvision_ops(loader, module)
     _patch_functional_tensor()
+
+
+def _exec_basicsr(loader: Any, module: types.ModuleType) -> None:
+    import torchvision  # noqa: F401  (patches 1-2 first)
+
+    loader.exec_module(module)
+    _patch_basicsr()
+
+
+def _patch_basicsr() -> None:
     _patch_resume_on_cpu()
     _patch_dist_init()
     _patch_ddp_device_ids()
@@ -99,28 +166,35 @@ def apply() -> None:
     _patch_keep_unwritten_folders()
     _patch_val_suffix_default()
     _APPLIED.append("done")
+    while _AFTER_BASICSR:
+        _AFTER_BASICSR.pop(0)()
 
 
 # 1 ------------------------------------------------------------------------------------------
-def _patch_torchvision_ops() -> None:
+def _patch_torchvision_ops(loader: Any, module: types.ModuleType) -> None:
+    """Run torchvision's ``__init__``; if it fails on the missing ops, declare them and rerun it."""
     try:
-        import torchvision  # noqa: F401
+        loader.exec_module(module)
         return
     except RuntimeError as err:
         if "torchvision::" not in str(err):
             raise
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+    import torch
+
+    for name in [m for m in sys.modules if m.startswith("torchvision.")]:
         del sys.modules[name]
     lib = torch.library.Library("torchvision", "FRAGMENT")  # noqa: TOR901 (schema only)
     for op in ("nms", "qnms"):
         lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     _patch_torchvision_ops.library = lib  # keep the fragment alive
-    import torchvision  # noqa: F401,F811
+    loader.exec_module(module)
     _APPLIED.append("torchvision_ops")
 
 
 # 2 ------------------------------------------------------------------------------------------
 def _patch_functional_tensor() -> None:
+    if "functional_tensor" in _APPLIED:
+        return
     try:
         importlib.import_module("torchvision.transforms.functional_tensor")
     except ModuleNotFoundError:
@@ -133,6 +207,8 @@ def _patch_functional_tensor() -> None:
 @contextlib.contextmanager
 def _resume_state_loading() -> Iterator[None]:
     """Within the block, ``torch.load`` maps to the CPU and unpickles BasicSR's own state."""
+    import torch
+
     original_load, original_device = torch.load, torch.cuda.current_device
 
     def load(*args: Any, **kwargs: Any) -> Any:
@@ -152,6 +228,8 @@ def _resume_state_loading() -> Iterator[None]:
 def _plain_load_refuses_scheduler_state() -> bool:
     """Whether ``torch.load`` with its defaults refuses a ``collections.Counter`` (the
     milestones of BasicSR's MultiStepRestartLR state)."""
+    import torch
+
     buffer = io.BytesIO()
     torch.save({"milestones": collections.Counter([1])}, buffer)
     buffer.seek(0)
@@ -163,6 +241,8 @@ def _plain_load_refuses_scheduler_state() -> bool:
 
 
 def _patch_resume_on_cpu() -> None:
+    import torch
+
     if torch.cuda.is_available() and not _plain_load_refuses_scheduler_state():
         return
     import basicsr.train as bs_train
@@ -180,6 +260,8 @@ def _patch_resume_on_cpu() -> None:
 
 # 4 ------------------------------------------------------------------------------------------
 def _patch_dist_init() -> None:
+    import torch
+
     if torch.cuda.is_available():
         return
     import basicsr.utils.options as bs_options
@@ -209,10 +291,10 @@ def _patch_ddp_device_ids() -> None:
     from basicsr.models.base_model import BaseModel
     from torch.nn.parallel import DistributedDataParallel
 
-    original: Callable[[Any, torch.nn.Module], torch.nn.Module] = BaseModel.model_to_device
+    original: Callable[[Any, Any], Any] = BaseModel.model_to_device
 
     @functools.wraps(original)
-    def model_to_device(self: BaseModel, net: torch.nn.Module) -> torch.nn.Module:
+    def model_to_device(self: BaseModel, net: Any) -> Any:
         if not (self.opt["dist"] and self.device.type == "cpu"):
             return original(self, net)
         return DistributedDataParallel(
@@ -253,6 +335,8 @@ class _TorchWithAtomicSave(types.ModuleType):
     """``torch`` as ``basicsr/models/base_model.py`` sees it: ``save`` is atomic."""
 
     def __getattr__(self, name: str) -> Any:
+        import torch
+
         return getattr(torch, name)
 
 
