@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["SAMPLE_VOLUMES", "sample_path", "sample_paths"]
+__all__ = ["SAMPLE_VOLUMES", "SAMPLE_SCANS", "sample_path", "sample_paths"]
 
 #: name -> file name in ``w2amsn_plugin/sample_data``
 SAMPLE_VOLUMES: dict[str, str] = {
@@ -17,12 +17,21 @@ SAMPLE_VOLUMES: dict[str, str] = {
     "mni152_2009a_t1": "mni152_2009a_t1.nii.gz",
 }
 
+#: single real 2 mm scans of other subjects, scanners and contrasts (the demo's test rows):
+#: name -> file name in ``w2amsn_plugin/sample_data``
+SAMPLE_SCANS: dict[str, str] = {
+    "nibabel_epi": "nibabel_example4d_epi_frame0.nii.gz",
+    "dipy_b0": "dipy_s0_10slices.nii.gz",
+}
+
 
 def sample_path(name: str) -> Path:
-    """Path of the shipped sample volume ``name`` (a key of :data:`SAMPLE_VOLUMES`)."""
-    if name not in SAMPLE_VOLUMES:
-        raise KeyError(f"unknown sample volume {name!r}; choose one of {sorted(SAMPLE_VOLUMES)}")
-    path = Path(str(resources.files("w2amsn_plugin") / "sample_data" / SAMPLE_VOLUMES[name]))
+    """Path of the shipped sample volume ``name`` (a key of :data:`SAMPLE_VOLUMES` or
+    :data:`SAMPLE_SCANS`)."""
+    files = {**SAMPLE_VOLUMES, **SAMPLE_SCANS}
+    if name not in files:
+        raise KeyError(f"unknown sample volume {name!r}; choose one of {sorted(files)}")
+    path = Path(str(resources.files("w2amsn_plugin") / "sample_data" / files[name]))
     if not path.is_file():
         raise FileNotFoundError(f"{path}: shipped sample volume is missing (broken install?)")
     return path
