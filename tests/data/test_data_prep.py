@@ -258,7 +258,7 @@ def test_crash_while_publishing_is_finished_by_a_rerun(tree: Path, built, tmp_pa
     published: list[str] = []
 
     def crashing_replace(src, dst):
-        if str(src).endswith(".lmdb.tmp"):
+        if str(src).endswith(".lmdb.final"):
             if len(published) == 4:
                 raise KeyboardInterrupt  # killed after 4 of 15 databases were moved
             published.append(Path(dst).name)

@@ -6,6 +6,11 @@ Layout (BasicSR's ``paired_paths_from_lmdb``, ``basicsr/data/data_util.py``): a 
 dots. A database is built under a temporary name, verified (every value decodes to the expected
 shape) and only then moved into place with :func:`os.replace`.
 
+Writing never leaves process memory in a file: LMDB zeroes the unused part of each page
+(``meminit``), and :func:`write_sorted_copy` publishes a database as a fresh file written in key
+order in one transaction, without a lock file, so the same keys and values always give the same
+``data.mdb`` bytes, whatever order the workers finished in.
+
 Reading: :func:`readonly_env` gives the process's one read-only environment of a database (the
 py-lmdb binding refuses to open one path twice in a process); the dataset and anything else that
 reads a database in the same process must use it.
@@ -21,8 +26,8 @@ import numpy as np
 
 from .png16 import decode_png
 
-__all__ = ["lmdb_map_size", "LmdbWriter", "verify_lmdb", "write_meta_info", "read_meta_keys",
-           "readonly_env", "read_slice"]
+__all__ = ["lmdb_map_size", "LmdbWriter", "write_sorted_copy", "verify_lmdb", "write_meta_info",
+           "read_meta_keys", "readonly_env", "read_slice"]
 
 _PAGE = 4096
 #: read-only environments of this process, by (pid, real path)
@@ -65,7 +70,7 @@ class LmdbWriter:
     def __init__(self, path: str | os.PathLike, map_size: int):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self._env = lmdb.open(str(self.path), map_size=map_size, subdir=True, meminit=False,
+        self._env = lmdb.open(str(self.path), map_size=map_size, subdir=True, meminit=True,
                               map_async=False)
 
     def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
@@ -89,6 +94,32 @@ class LmdbWriter:
     def close(self) -> None:
         self._env.sync(True)
         self._env.close()
+
+
+def write_sorted_copy(src: str | os.PathLike, dst: str | os.PathLike, map_size: int) -> None:
+    """Copy the database at ``src`` into a new one at ``dst`` (a folder that must not exist):
+    every key in order, appended in one transaction, pages zeroed, no ``lock.mdb`` (readers open
+    it without locking, as BasicSR does). ``map_size`` is doubled until the data fits."""
+    Path(dst).mkdir()
+    source = lmdb.open(str(src), readonly=True, lock=False, readahead=False, subdir=True)
+    try:
+        while True:
+            env = lmdb.open(str(dst), map_size=map_size, subdir=True, meminit=True, lock=False,
+                            sync=True)
+            try:
+                with source.begin() as rtxn, env.begin(write=True) as wtxn:
+                    for key, value in rtxn.cursor():
+                        wtxn.put(key, value, append=True)
+                env.sync(True)
+                return
+            except lmdb.MapFullError:
+                map_size *= 2
+            finally:
+                env.close()
+            for name in ("data.mdb", "lock.mdb"):
+                Path(dst, name).unlink(missing_ok=True)
+    finally:
+        source.close()
 
 
 def verify_lmdb(path: str | os.PathLike, shape: tuple[int, int]) -> tuple[list[str], list[str]]:

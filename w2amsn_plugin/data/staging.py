@@ -1,5 +1,6 @@
-"""Staging of one ``make_ixi_lmdb`` run: temporary databases under ``OUT/.IXI_<MOD>_staging``
-plus the list of finished volumes, so a rerun after a crash skips them (:mod:`.prepare`)."""
+"""Staging of one ``w2amsn prepare`` run: temporary databases under ``OUT/.<dataset>_<MOD>_staging``
+(:func:`w2amsn_plugin.protocol.staging_name`) plus the list of finished volumes, so a rerun after
+Ctrl-C, a crash, a killed worker or a full disk skips them (:mod:`.prepare`)."""
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from ..protocol import slice_key
 from ..results.files import write_json
-from .ixi import IXIDataError, slice_key
+from .ixi import IXIDataError
 from .lmdb_io import LmdbWriter
-from .split import SPLITS
 
 __all__ = ["DONE_FILE", "Staging", "file_stamp", "write_json_atomic"]
 
@@ -24,10 +25,14 @@ def write_json_atomic(path: Path, obj: dict) -> None:
 
 
 class Staging:
-    """``OUT/.IXI_<MOD>_staging``: temporary databases plus the list of finished volumes."""
+    """``OUT/.<dataset>_<MOD>_staging``: temporary databases plus the list of finished volumes.
+
+    ``done`` maps a volume id to its record (``volume``, ``split``, file ``size``/``mtime_ns``,
+    ...; ``skipped``: the one-line reason when the volume could not be read).
+    """
 
     def __init__(self, root: Path, config: dict, targets: dict[str, tuple[str, str]],
-                 splits: dict[str, list[str]], files: dict[str, Path],
+                 volume_split: dict[str, str], files: dict[str, Path],
                  map_sizes: dict[str, int], log: Callable[[str], None]):
         self.root = root
         self.targets = targets
@@ -55,49 +60,51 @@ class Staging:
                     rec = json.loads(line)
                 except json.JSONDecodeError:  # a line cut by a crash: that volume is redone
                     continue
-                self.done[rec["subject"]] = rec
-        self._prune(splits, files, config["modality"], config["options"]["crop"][2], log)
+                rec.setdefault("volume", rec.pop("subject", None))  # staged by an older version
+                self.done[rec["volume"]] = rec
+        self._prune(volume_split, files, config["modality"], config["options"]["crop"][2], log)
         self._done_file = open(done_path, "a")
 
     def tmp_path(self, name: str) -> Path:
         return self.root / (name + ".tmp")
 
-    def _prune(self, splits: dict[str, list[str]], files: dict[str, Path], modality: str,
+    def _prune(self, volume_split: dict[str, str], files: dict[str, Path], modality: str,
                depth: int, log: Callable[[str], None]) -> None:
         """Forget finished volumes whose split or file changed since they were staged."""
-        split_of = {s: name for name in SPLITS for s in splits[name]}
-        stale = [rec for subject, rec in self.done.items()
-                 if split_of.get(subject) != rec["split"]
-                 or file_stamp(files.get(subject)) != (rec["size"], rec["mtime_ns"])]
+        stale = [rec for volume, rec in self.done.items()
+                 if volume_split.get(volume) != rec["split"]
+                 or file_stamp(files.get(volume)) != (rec["size"], rec["mtime_ns"])]
         for rec in stale:
-            keys = [slice_key(rec["subject"], modality, k) for k in range(depth)]
+            keys = [slice_key(rec["volume"], modality, k) for k in range(depth)]
             for name, (split, _) in self.targets.items():
                 if split == rec["split"]:
                     self.writers[name].delete_many(keys)
-            del self.done[rec["subject"]]
+            del self.done[rec["volume"]]
         if stale:
             log(f"note: {len(stale)} staged volume(s) changed split or file; they are redone")
             (self.root / DONE_FILE).write_text(
                 "".join(json.dumps(r) + "\n" for r in self.done.values()))
 
-    def commit(self, split: str, subject: str, values_by_kind: dict[str, list[bytes]], record: dict,
-               modality: str) -> None:
-        """Write one volume's slices into every target of its split, then mark it done."""
+    def commit(self, split: str, volume: str, values_by_kind: dict[str, list[bytes]] | None,
+               record: dict, modality: str) -> None:
+        """Write one volume's slices into every target of its split (none for a skipped volume,
+        ``values_by_kind`` None), then mark it done."""
         for name, (target_split, kind) in self.targets.items():
-            if target_split == split:
+            if target_split == split and values_by_kind is not None:
                 values = values_by_kind[kind]
                 self.writers[name].put_many(
-                    (slice_key(subject, modality, k), v) for k, v in enumerate(values))
+                    (slice_key(volume, modality, k), v) for k, v in enumerate(values))
         self._done_file.write(json.dumps(record) + "\n")
         self._done_file.flush()
         os.fsync(self._done_file.fileno())
-        self.done[subject] = record
+        self.done[volume] = record
 
     def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
         self.writers = {}
-        self._done_file.close()
+        if not self._done_file.closed:
+            self._done_file.close()
 
 
 def file_stamp(path: Path | None) -> tuple[int, int] | None:
@@ -105,5 +112,3 @@ def file_stamp(path: Path | None) -> tuple[int, int] | None:
         return None
     st = path.stat()
     return st.st_size, st.st_mtime_ns
-
-
