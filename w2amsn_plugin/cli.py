@@ -25,6 +25,7 @@ from typing import Sequence
 __all__ = ["basicsr_main", "w2amsn_main"]
 
 _W2AMSN_VERBS = {
+    "prepare": "build slice LMDBs from any folder of NIfTI/MGH volumes or a BIDS dataset",
     "prepare-ixi": "build the IXI slice LMDBs of one modality from IXI's NIfTI volumes",
     "demo": "train and test W²AMSN end to end on the MR sample shipped in the package",
     "make-options": "write every options YAML of the paper's experiments (or --check them)",

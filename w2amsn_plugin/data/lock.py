@@ -66,7 +66,7 @@ def _acquire(path: Path) -> int:
 
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike, what: str,
-                log: Callable[[str], None] | None = None) -> Iterator[Path]:
+                log: Callable[[str], None] | None = None, *, lock_name: str = LOCK_NAME) -> Iterator[Path]:
     """Hold the lock of ``folder`` (created if missing; removed again if it is still empty at
     the end and was created here) for the block; :class:`FolderLocked` if another live process
     holds it or the folder cannot be created or written."""
@@ -76,7 +76,7 @@ def folder_lock(folder: str | os.PathLike, what: str,
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # commands check this first (results.output_paths); other callers here
         raise FolderLocked(f"{folder}: cannot be created ({err.strerror or err})") from None
-    path = folder / LOCK_NAME
+    path = folder / lock_name  # basicsr train|test: one per experiment name beside its folder
     fd = _acquire(path)
     try:
         stale = _owner(fd)
