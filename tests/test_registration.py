@@ -13,6 +13,12 @@ import pytest
 import w2amsn_plugin  # first: makes BasicSR importable (compat), then registers
 from basicsr.utils import registry
 from w2amsn_plugin.archs import EDSRGray, RCANGray, W2AMSN
+from w2amsn_plugin.archs.csfm_arch import CSFM
+from w2amsn_plugin.archs.csn_arch import CSN
+from w2amsn_plugin.archs.nlm_arch import NLMUpsampler
+from w2amsn_plugin.archs.rdn_arch import RDN
+from w2amsn_plugin.archs.srcnn_arch import SRCNN
+from w2amsn_plugin.archs.vdsr_arch import VDSR
 from w2amsn_plugin.data import IXIPairedDataset
 from w2amsn_plugin.metrics import calculate_psnr_fg, calculate_psnr_mr, calculate_ssim_fg, calculate_ssim_mr
 from w2amsn_plugin.models import MRSRModel
@@ -22,6 +28,7 @@ EXPECTED = {
     ("ARCH_REGISTRY", "W2AMSN"): W2AMSN,
     ("ARCH_REGISTRY", "EDSRGray"): EDSRGray,
     ("ARCH_REGISTRY", "RCANGray"): RCANGray,
+    **{("ARCH_REGISTRY", cls.__name__): cls for cls in (SRCNN, VDSR, RDN, CSN, CSFM, NLMUpsampler)},
     ("DATASET_REGISTRY", "IXIPairedDataset"): IXIPairedDataset,
     ("METRIC_REGISTRY", "calculate_psnr_mr"): calculate_psnr_mr,
     ("METRIC_REGISTRY", "calculate_ssim_mr"): calculate_ssim_mr,

@@ -83,6 +83,8 @@ class Experiment:
     def name(self) -> str:
         """BasicSR experiment name encoding the set-up (style notes)."""
         size = experiment_tag(self.network())
+        if not trainable(self.arch):  # no training run to describe
+            return f"{self.stem}{'_' + size if size else ''}_IXI"
         n = self.iterations
         length = f"{n // 1000}k" if n % 1000 == 0 else f"{n}it"
         return f"{self.stem}{'_' + size if size else ''}_IXI_{length}_B{BATCH}"
@@ -218,8 +220,9 @@ def eval_options(exp: Experiment, self_ensemble: bool) -> dict[str, Any]:
         "manual_seed": 0,
         "datasets": {"test_1": _dataset(exp.modality, "test", exp.scale, "test")},
         "network_g": exp.network(),
-        "path": {"pretrain_network_g": f"experiments/{exp.name}/models/net_g_latest.pth",
-                 "strict_load_g": True, "param_key_g": "params"},
+        # a method without weights (NLM) loads none
+        "path": {"pretrain_network_g": f"experiments/{exp.name}/models/net_g_latest.pth"
+                 if trainable(exp.arch) else None, "strict_load_g": True, "param_key_g": "params"},
         "val": {"save_img": False, "suffix": None, "self_ensemble": self_ensemble,
                 "results_table": True,
                 "method_name": exp.arch + ("+" if self_ensemble else ""),
@@ -394,9 +397,11 @@ def option_files() -> dict[str, str]:
     """Every generated options file: relative path under ``options/`` -> YAML text."""
     files: dict[str, str] = {}
     for exp in experiments():
-        files[f"train/{exp.group}/train_{exp.stem}.yml"] = options_text(train_options(exp), exp.note)
+        learned = trainable(exp.arch)  # NLM: nothing to train, no self-ensemble row in Table III
+        if learned:
+            files[f"train/{exp.group}/train_{exp.stem}.yml"] = options_text(train_options(exp), exp.note)
         files[f"test/{exp.group}/test_{exp.stem}.yml"] = options_text(eval_options(exp, False), exp.note)
-        if not exp.tag:  # Table III's W²AMSN+ column and the baselines with self-ensemble
+        if not exp.tag and learned:  # Table III's W²AMSN+ column and the baselines with self-ensemble
             files[f"test/{exp.group}/test_{exp.file_arch}_plus_{exp.modality}_x{exp.scale}.yml"] = \
                 options_text(eval_options(exp, True), "x8 geometric self-ensemble")
     for quick in (False, True):

@@ -15,6 +15,7 @@ This module merges them in discovery order: a new network is one file. :func:`pr
 from __future__ import annotations
 
 import copy
+import functools
 import string
 from typing import Any
 
@@ -65,6 +66,7 @@ def experiment_tag(net: dict[str, Any]) -> str:
     return fmt.format(**net) if keys <= set(net) else ""
 
 
+@functools.lru_cache(maxsize=None)
 def trainable(name: str) -> bool:
     """Whether preset ``name`` has weights to train (NLM, a classical method, has none)."""
     import torch
