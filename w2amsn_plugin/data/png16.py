@@ -8,10 +8,39 @@ smaller than raw, the fastest level; higher levels gain under 2 % on MR slices a
 """
 from __future__ import annotations
 
+import struct
+import zlib
+
 import cv2
 import numpy as np
 
-__all__ = ["DEFAULT_COMPRESS_LEVEL", "BIT_DEPTHS", "to_uint16", "quantize", "encode_png16", "decode_png"]
+__all__ = ["DEFAULT_COMPRESS_LEVEL", "BIT_DEPTHS", "to_uint16", "quantize", "encode_png16", "decode_png",
+           "PngDecodeError"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class PngDecodeError(ValueError):
+    """A stored slice that is not a whole grayscale PNG; the message names where it is."""
+
+
+def _damage(data: bytes) -> str | None:
+    """Why ``data`` is not a whole PNG (signature, chunk CRCs, IEND), found before libpng would
+    print its own warnings to stderr; None if it is whole."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return "not a PNG (no PNG signature)"
+    pos = len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            break
+        if zlib.crc32(data[pos + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
+            return f"a damaged PNG ({kind.decode('latin-1')} chunk fails its CRC)"
+        if kind == b"IEND":
+            return None
+        pos = end
+    return "a truncated PNG (no IEND chunk)"
 
 DEFAULT_COMPRESS_LEVEL = 1
 #: the bit depths a slice may be stored with (the default first)
@@ -49,11 +78,14 @@ def decode_png(data: bytes, where: str = "PNG") -> np.ndarray:
     16-bit images are divided by 65535, 8-bit ones by 255; ``where`` (a key or path) names the
     value in the error raised for undecodable or colour data.
     """
+    damage = _damage(data)
+    if damage:
+        raise PngDecodeError(f"{where}: value is {damage}")
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ValueError(f"{where}: value is not a decodable PNG image")
+        raise PngDecodeError(f"{where}: value is not a decodable PNG image")
     if img.ndim != 2:
-        raise ValueError(f"{where}: expected a grayscale PNG, got shape {img.shape}")
+        raise PngDecodeError(f"{where}: expected a grayscale PNG, got shape {img.shape}")
     if img.dtype == np.uint16:
         return img.astype(np.float32) / np.float32(65535.0)
     if img.dtype == np.uint8:
