@@ -36,35 +36,15 @@ from tqdm import tqdm
 from .. import device_caps
 from ..archs.self_ensemble import NUM_TRANSFORMS, inverse_transform, transform
 from ..data.degradations import bicubic_upsample
-from ..data.normalization import DEFAULT_PERCENTILE, intensity_window
-from .loading import InferenceError
+from ..data.normalization import DEFAULT_PERCENTILE
+from .devices import check_device
+from .planning import volume_window
+from .errors import InferenceError
 from .tiling import CPU_BATCH, TilePlan, auto_max_pixels, plan_tiles
 
 __all__ = ["check_device", "volume_window", "super_resolve_volume", "super_resolve_array"]
 
 _SLAB_BYTES = 1 << 30
-
-# --------------------------------------------------------------------------- devices
-
-def check_device(device: str | torch.device) -> torch.device:
-    """``device`` as a :class:`torch.device` this machine has, or one-line :class:`InferenceError`."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise InferenceError(f"device {device!r}: not a device (use cpu, cuda or cuda:N)") from err
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InferenceError(f"device {device!r}: CUDA is not available in this torch "
-                                 "build/machine")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InferenceError(f"device {device!r}: this machine has "
-                                 f"{torch.cuda.device_count()} CUDA device(s)")
-        if dev.index is None:  # the current one, named: tensors report their index
-            dev = torch.device("cuda", torch.cuda.current_device())
-    elif dev.type != "cpu":
-        raise InferenceError(f"device {device!r}: only cpu and cuda are supported")
-    return dev
-
 
 def _default_plan(height: int, width: int, device: torch.device, scale: int,
                   batch: int | None, self_ensemble: bool) -> TilePlan:
@@ -288,16 +268,6 @@ def _check_volume(volume: np.ndarray, plane_axis: int) -> np.ndarray:
 def _in_plane(shape: Sequence[int], plane_axis: int) -> tuple[int, int]:
     height, width = (shape[ax] for ax in range(3) if ax != plane_axis)
     return height, width
-
-
-def volume_window(volume: np.ndarray, percentile: float = DEFAULT_PERCENTILE
-                  ) -> tuple[float, float]:
-    """The intensity window ``(lo, hi)`` of a 3-D volume (training's normalisation), or a
-    one-line :class:`InferenceError` (constant volume, NaN/inf, bad percentile)."""
-    try:
-        return intensity_window(volume, percentile)
-    except ValueError as err:
-        raise InferenceError(str(err)) from err
 
 
 def super_resolve_volume(volume: np.ndarray, net: torch.nn.Module, scale: int | tuple[int, int], *,

@@ -85,8 +85,22 @@ def _nifti_header(ref: nib.spatialimages.SpatialImage, klass: type, shape: Seque
     header.set_qform(qform @ vox, code=qcode)
     header.set_sform(sform @ vox, code=scode)
     header.set_slope_inter(np.nan, np.nan)
-    header["cal_min"], header["cal_max"] = 0, 0
+    if np.dtype(dtype).kind in "iu":  # the display window in the type's range
+        info = np.iinfo(dtype)
+        for key in ("cal_min", "cal_max"):
+            header[key] = np.clip(header[key], info.min, info.max)
     return header
+
+
+def _descrip(ref: nib.spatialimages.SpatialImage, tag: str) -> bytes:
+    """``ref``'s ``descrip`` with ``tag`` appended (``"<descrip>; <tag>"``), the description cut
+    so that the whole tag fits the field's 79 bytes."""
+    tag_bytes = tag.encode()[:79]
+    old = bytes(ref.header["descrip"]).rstrip(b"\0 ") if "descrip" in ref.header else b""
+    if not old:
+        return tag_bytes
+    room = 79 - len(tag_bytes) - 2
+    return (old[:room] + b"; " + tag_bytes) if room > 0 else tag_bytes
 
 
 def sr_image(ref: nib.spatialimages.SpatialImage, data: np.ndarray, scales: Sequence[float],
@@ -99,8 +113,11 @@ def sr_image(ref: nib.spatialimages.SpatialImage, data: np.ndarray, scales: Sequ
     their codes, units, intent, dim_info, the 4th zoom); an MGH ``ref`` written as MGH keeps its
     header (TR, flip angle, TE, TI); anything else gets a new header of its affine, mapped the
     same way (NIfTI: sform code 'aligned', as nibabel writes new images; Analyze keeps only what
-    its header can hold). Only the three spatial zooms change. ``description`` goes into the
-    header's ``descrip`` where the format has one (NIfTI, Analyze).
+    its header can hold). Only the three spatial zooms change. A NIfTI header's display window
+    ``cal_min``/``cal_max`` is kept: it is in the data's real units, which the output keeps (for
+    an integer output it is clipped to the type's range). ``description`` (a short tool tag) is
+    appended to the header's ``descrip`` where the format has one (NIfTI, Analyze), the old text
+    cut so the tag fits.
     """
     if klass is None:
         klass = nib.Nifti2Image if isinstance(ref, (nib.Nifti2Image, nib.Nifti2Pair)) \
@@ -118,6 +135,6 @@ def sr_image(ref: nib.spatialimages.SpatialImage, data: np.ndarray, scales: Sequ
         if issubclass(klass, nib.Nifti1Pair):
             out.header.set_xyzt_units("mm")  # Analyze and MGH voxel sizes are in mm
     if description and "descrip" in out.header:
-        out.header["descrip"] = description.encode()[:79]
+        out.header["descrip"] = _descrip(ref, description)
     out.set_data_dtype(data.dtype)
     return out

@@ -1,6 +1,8 @@
-"""Loading a trained model for inference: the experiment's options YAML (found beside a BasicSR
-checkpoint when not given), ``network_g`` built through BasicSR's registry, and the checkpoint's
-``params_ema``/``params`` loaded into it, with one-line errors naming the file at fault."""
+"""Loading a trained model for inference in two steps: :func:`read_model` reads the experiment's
+options YAML (found beside a BasicSR checkpoint when not given) and the checkpoint's
+``params_ema``/``params`` (torch and YAML only: what ``w2amsn infer --dry-run`` needs);
+:func:`build_model` builds ``network_g`` through BasicSR's registry and loads the weights into it.
+Every problem is one line naming the file at fault."""
 from __future__ import annotations
 
 import os
@@ -10,19 +12,33 @@ from typing import Any, Mapping, Union
 
 import torch
 import yaml
-from basicsr.archs import build_network
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
+from .errors import InferenceError
 
-__all__ = ["InferenceError", "PathLike", "LoadedModel", "load_model", "load_model_info"]
+__all__ = ["InferenceError", "PathLike", "ModelSpec", "LoadedModel", "read_model", "build_model",
+           "load_model", "load_model_info"]
 
 
 PathLike = Union[str, os.PathLike]
 
 
-class InferenceError(ValueError):
-    """A user-caused problem (bad file, options or arguments), reported as one line."""
+@dataclass(frozen=True)
+class ModelSpec:
+    """A checkpoint and its options, read but not yet built into a network."""
+
+    scale: int
+    options: Mapping[str, Any]
+    options_path: Path | None  # None when the options were given as a mapping
+    params: str  # the checkpoint key the weights came from
+    network_type: str
+    weights: Path
+    state: Mapping[str, Tensor]
+
+    @property
+    def values(self) -> int:
+        """Numbers in the checkpoint's state dict (the network's parameters and buffers)."""
+        return sum(int(t.numel()) for t in self.state.values())
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,11 @@ class LoadedModel:
     params: str  # the checkpoint key the weights came from
     network_type: str
     weights: Path
+
+    @property
+    def values(self) -> int:
+        """Numbers in the network's state dict (its parameters and buffers)."""
+        return sum(int(t.numel()) for t in self.net.state_dict().values())
 
 
 def _find_options(weights: Path) -> Path:
@@ -107,9 +128,10 @@ def _state_dict(weights: Path) -> tuple[dict[str, Tensor], str]:
     return {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}, source
 
 
-def load_model_info(weights: PathLike, opt: PathLike | Mapping[str, Any] | None = None
-                    ) -> LoadedModel:
-    """:func:`load_model` with where everything came from (options, checkpoint key)."""
+def read_model(weights: PathLike, opt: PathLike | Mapping[str, Any] | None = None) -> ModelSpec:
+    """The options (``opt``: a YAML path, a parsed mapping, or None for the experiment's YAML
+    beside the checkpoint), scale, network type and state dict of ``weights``, checked for what
+    can be checked without building the network; one-line :class:`InferenceError` otherwise."""
     weights = Path(weights)
     if weights.is_dir():
         raise InferenceError(f"{weights}: is a folder, not a weights file")
@@ -121,27 +143,47 @@ def load_model_info(weights: PathLike, opt: PathLike | Mapping[str, Any] | None 
     if not isinstance(net_opt, Mapping) or "type" not in net_opt:
         raise InferenceError(f"{where}: no network_g section with a type")
     scale = _scale_of(options, net_opt, where)
-    if net_opt["type"] not in ARCH_REGISTRY:
-        raise InferenceError(f"{where}: network_g type {net_opt['type']!r} is not a registered "
+    state, source = _state_dict(weights)
+    return ModelSpec(scale=scale, options=options, options_path=options_path, params=source,
+                     network_type=str(net_opt["type"]), weights=weights, state=state)
+
+
+def build_model(spec: ModelSpec) -> LoadedModel:
+    """``network_g`` of ``spec`` built through BasicSR's registry (with the plugin's
+    architectures registered) and its weights loaded, in eval mode on the CPU."""
+    import w2amsn_plugin.archs  # noqa: F401  (registers the plugin's architectures)
+    from basicsr.archs import build_network
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    where = str(spec.options_path) if spec.options_path is not None else "options"
+    net_opt = spec.options["network_g"]
+    if spec.network_type not in ARCH_REGISTRY:
+        raise InferenceError(f"{where}: network_g type {spec.network_type!r} is not a registered "
                              "architecture")
     try:
         net = build_network(dict(net_opt))
     except (TypeError, ValueError) as err:
         raise InferenceError(f"{where}: cannot build network_g ({err})") from err
-    state, source = _state_dict(weights)
     try:
-        missing, unexpected = net.load_state_dict(state, strict=False)
+        missing, unexpected = net.load_state_dict(spec.state, strict=False)
     except RuntimeError as err:  # shape mismatches; the first detail line names a tensor
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        raise InferenceError(f"{weights}: weights do not fit network_g of {where} "
+        raise InferenceError(f"{spec.weights}: weights do not fit network_g of {where} "
                              f"({lines[-1] if len(lines) == 1 else lines[1]})") from err
     if missing or unexpected:
         raise InferenceError(
-            f"{weights}: weights do not fit network_g of {where} ({len(missing)} missing, "
+            f"{spec.weights}: weights do not fit network_g of {where} ({len(missing)} missing, "
             f"{len(unexpected)} unexpected keys, e.g. {(missing + unexpected)[0]!r})")
     net.eval().requires_grad_(False)
-    return LoadedModel(net=net, scale=scale, options=options, options_path=options_path,
-                       params=source, network_type=str(net_opt["type"]), weights=weights)
+    return LoadedModel(net=net, scale=spec.scale, options=spec.options,
+                       options_path=spec.options_path, params=spec.params,
+                       network_type=spec.network_type, weights=spec.weights)
+
+
+def load_model_info(weights: PathLike, opt: PathLike | Mapping[str, Any] | None = None
+                    ) -> LoadedModel:
+    """:func:`load_model` with where everything came from (options, checkpoint key)."""
+    return build_model(read_model(weights, opt))
 
 
 def load_model(weights: PathLike, opt: PathLike | Mapping[str, Any] | None = None

@@ -28,6 +28,9 @@ class TrainingProtocol:
     manifest: Path | None = None
     plane: str | None = None
     plane_source: str | None = None
+    #: every plane the training slices were cut in (a manifest's or the options' ``planes``
+    #: list, e.g. a training set with resliced copies), else ``(plane,)``
+    planes: tuple[str, ...] | None = None
     in_plane_voxel_mm: tuple[float, float] | None = None
     percentile: float | None = None
     lr_patch: int | None = None
@@ -81,15 +84,19 @@ def training_protocol(options: Mapping[str, Any], options_path: Path | None,
         except ManifestError:
             manifest = None
     record = record if isinstance(record, Mapping) else {}  # older manifests have none
-    plane, source = record.get("plane"), f"training manifest {manifest}"
-    if plane not in PLANES:
-        plane, source = train.get("plane"), f"options {options_path}"
-    if plane not in PLANES:
-        plane = source = None
+    plane, planes, source = None, None, None
+    for where, entry in ((f"training manifest {manifest}", record), (f"options {options_path}", train)):
+        listed = entry.get("planes")
+        if isinstance(listed, (list, tuple)) and listed and all(p in PLANES for p in listed):
+            planes = tuple(dict.fromkeys(listed))
+        if entry.get("plane") in PLANES or planes:
+            plane, source = entry.get("plane") if entry.get("plane") in PLANES else planes[0], where
+            planes = planes or (plane,)
+            break
     percentile = record.get("percentile")
     if not (isinstance(percentile, (int, float)) and 0 < percentile <= 100):
         percentile = None
-    return TrainingProtocol(manifest=manifest, plane=plane,
+    return TrainingProtocol(manifest=manifest, plane=plane, planes=planes,
                             plane_source=source, in_plane_voxel_mm=_voxel(
                                 record.get("in_plane_voxel_mm")),
                             percentile=None if percentile is None else float(percentile),

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..archs.self_ensemble import NUM_TRANSFORMS
-from .loading import InferenceError
+from .errors import InferenceError
+from .settings import CPU_BATCH, DEFAULT_TILE_OVERLAP
 
 __all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_TILE_OVERLAP", "MIN_TILE", "CPU_BATCH", "TilePlan", "plan_tiles",
            "auto_max_pixels"]
@@ -19,12 +19,8 @@ __all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_TILE_OVERLAP", "MIN_TILE", "CPU_BATCH"
 #: per call; `w2amsn bench` measured the same speed as 4x more per call and half the peak memory
 #: (a 256x256x150 volume at x4: 0.82 GiB above the output array for W2AMSN fp32, 1.69 GiB with 1 << 18).
 DEFAULT_MAX_PIXELS = 1 << 16
-#: LR pixels of context on each side of a tile (its output is cropped away)
-DEFAULT_TILE_OVERLAP = 32
 #: smallest tile side (LR pixels): smaller tiles spend most of each call on the overlap
 MIN_TILE = 8
-#: slices per forward call at most, on the CPU (on CUDA only the pixel budget limits a batch)
-CPU_BATCH = 8
 #: device bytes budgeted per LR pixel of a forward call on CUDA: W2AMSN's measured 5.7 KB peak
 #: in fp32 with headroom; the output's scale**2 pixels (plus the ensemble's sum) are added
 _CUDA_BYTES_PER_LR_PIXEL = 8 << 10
@@ -68,6 +64,8 @@ class TilePlan:
         windows = n_slices * len(boxes)
         if not self_ensemble:
             return math.ceil(windows / self.batch)
+        from ..archs.self_ensemble import NUM_TRANSFORMS  # only here: archs imports BasicSR
+
         group_sizes = (NUM_TRANSFORMS,) if win_h == win_w else (4, 4)
         sizes = [self.batch] * (windows // self.batch) + ([windows % self.batch] if windows % self.batch
                                                           else [])

@@ -3,23 +3,27 @@ both reads and writes (NIfTI-1/2, single file or .hdr/.img pair, Analyze 7.5 and
 FreeSurfer MGH/MGZ), 3-D or 4-D, and the output's format and voxel type (docs/inference.md)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from .loading import InferenceError
+from .errors import InferenceError
+from .settings import DTYPE_CHOICES
 
-__all__ = ["INPUT_CLASSES", "OUTPUT_SUFFIXES", "DTYPE_CHOICES", "load_volume", "output_class",
-           "output_dtype", "to_output_dtype", "image_files", "strip_suffix"]
+__all__ = ["INPUT_CLASSES", "OUTPUT_SUFFIXES", "DTYPE_CHOICES", "load_volume", "open_volume",
+           "check_image", "read_voxels", "output_class", "output_dtype", "to_output_dtype",
+           "image_files", "strip_suffix"]
 
 #: image classes read (Spm99/Spm2 Analyze and the NIfTI classes are AnalyzeImage subclasses)
 INPUT_CLASSES = (nib.AnalyzeImage, nib.MGHImage)
 #: output file name endings -> the format family written
 OUTPUT_SUFFIXES = {".nii": "nifti", ".nii.gz": "nifti", ".mgh": "mgh", ".mgz": "mgh",
                    ".img": "pair", ".hdr": "pair", ".img.gz": "pair", ".hdr.gz": "pair"}
-#: ``--dtype`` values; ``auto`` is the default rule of :func:`output_dtype`
-DTYPE_CHOICES = ("auto", "input", "float32", "int16", "uint16")
+#: share of this machine's memory one input volume may take once read as float32: the output
+#: (``scale**2`` times larger) and the network's work need the rest
+_MEMORY_SHARE = 0.5
 
 
 def strip_suffix(name: str) -> tuple[str, str | None]:
@@ -31,22 +35,74 @@ def strip_suffix(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def load_volume(path: Path, volume_index: int | None
-                ) -> tuple[nib.spatialimages.SpatialImage, np.ndarray]:
-    """The image and its voxel data: 3-D, or 4-D (volumes last) for a series when
-    ``volume_index`` is None; one-line :class:`InferenceError` naming ``path`` otherwise."""
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def open_volume(path: Path) -> nib.spatialimages.SpatialImage:
+    """The image at ``path`` (header only; the voxels are read by :func:`read_voxels`), checked
+    by :func:`check_image`; one-line :class:`InferenceError` naming ``path`` otherwise."""
     if not path.is_file():
         raise InferenceError(f"{path}: input file not found")
     try:
         img = nib.load(path)
     except Exception as err:  # nibabel raises ImageFileError, EOFError, OSError, ...
-        raise InferenceError(f"{path}: cannot read as an image ({err})") from err
+        raise InferenceError(f"{path}: cannot read as an image ({_reason(err)})") from err
+    check_image(img, path)
+    return img
+
+
+def check_image(img: nib.spatialimages.SpatialImage, where: Path | str) -> None:
+    """What the header alone tells: a supported class, 3-D or 4-D, a voxel-to-world affine that
+    is finite and invertible (a singular sform with no qform has no orientation), and a size
+    that fits this machine's memory; one-line :class:`InferenceError` naming ``where``."""
     if not isinstance(img, INPUT_CLASSES):
-        raise InferenceError(f"{path}: {type(img).__name__} is not supported (NIfTI, Analyze or "
+        raise InferenceError(f"{where}: {type(img).__name__} is not supported (NIfTI, Analyze or "
                              "MGH/MGZ); convert it to NIfTI first")
     shape = img.shape
     if len(shape) not in (3, 4):
-        raise InferenceError(f"{path}: shape {shape} is not a 3-D volume (or 4-D series)")
+        raise InferenceError(f"{where}: shape {shape} is not a 3-D volume (or 4-D series)")
+    if min(shape) < 1:
+        raise InferenceError(f"{where}: shape {shape} has an empty axis")
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        codes = ""
+        if isinstance(img, nib.Nifti1Pair):
+            codes = (f" (sform code {int(img.header['sform_code'])}, qform code "
+                     f"{int(img.header['qform_code'])})")
+        raise InferenceError(f"{where}: its voxel-to-world affine is singular or not finite"
+                             f"{codes}, so its orientation and voxel size are unknown; fix the "
+                             "header (e.g. set a valid sform or qform)")
+    needed = float(np.prod(shape, dtype=np.float64)) * 4
+    memory = _memory_bytes()
+    if memory is not None and needed > _MEMORY_SHARE * memory:
+        raise InferenceError(f"{where}: the header claims {'x'.join(map(str, shape))} voxels "
+                             f"({_size(needed)} as float32), more than this machine's memory "
+                             f"({_size(memory)}) allows; a damaged header, or a volume to crop "
+                             "first")
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def read_voxels(img: nib.spatialimages.SpatialImage, path: Path | str,
+                volume_index: int | None) -> np.ndarray:
+    """The voxel data of ``img``: 3-D, or 4-D (volumes last) for a series when ``volume_index``
+    is None; one-line :class:`InferenceError` naming ``path`` otherwise."""
+    shape = img.shape
     n_volumes = shape[3] if len(shape) == 4 else 1
     if volume_index is not None and not 0 <= volume_index < n_volumes:
         raise InferenceError(f"{path}: --volume-index {volume_index} out of range "
@@ -54,8 +110,11 @@ def load_volume(path: Path, volume_index: int | None
     try:
         data = np.asanyarray(img.dataobj[..., volume_index] if len(shape) == 4
                              and volume_index is not None else img.dataobj)
+    except MemoryError as err:
+        raise InferenceError(f"{path}: not enough memory to read its "
+                             f"{'x'.join(map(str, shape))} voxels") from err
     except Exception as err:  # truncated/corrupt payloads surface here
-        raise InferenceError(f"{path}: cannot read the voxel data ({err})") from err
+        raise InferenceError(f"{path}: cannot read the voxel data ({_reason(err)})") from err
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.dtype.kind not in "iuf":
@@ -63,7 +122,14 @@ def load_volume(path: Path, volume_index: int | None
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise InferenceError(f"{path}: {np.count_nonzero(~np.isfinite(data))} NaN/inf voxels; "
                              "fill or mask them first")
-    return img, data
+    return data
+
+
+def load_volume(path: Path, volume_index: int | None
+                ) -> tuple[nib.spatialimages.SpatialImage, np.ndarray]:
+    """The image at ``path`` and its voxel data (:func:`open_volume`, :func:`read_voxels`)."""
+    img = open_volume(path)
+    return img, read_voxels(img, path, volume_index)
 
 
 def output_class(ref: nib.spatialimages.SpatialImage, out_path: Path) -> type:
@@ -125,13 +191,16 @@ def output_dtype(choice: str, in_dtype: np.dtype, klass: type) -> tuple[np.dtype
     return dtype, f"{dtype} (--dtype {choice})"
 
 
-def to_output_dtype(volume: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``volume`` as ``dtype``: integers rounded and clipped to the type's range; floats cast."""
+def to_output_dtype(volume: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """``volume`` as ``dtype`` (integers rounded and clipped to the type's range; floats cast)
+    and how many voxels the clip changed (0 for floats)."""
     dtype = np.dtype(dtype)
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
-        return np.clip(np.rint(volume), info.min, info.max).astype(dtype)
-    return volume.astype(dtype, copy=False)
+        rounded = np.rint(volume)
+        clipped = int(np.count_nonzero((rounded < info.min) | (rounded > info.max)))
+        return np.clip(rounded, info.min, info.max).astype(dtype), clipped
+    return volume.astype(dtype, copy=False), 0
 
 
 def image_files(klass: type, path: Path) -> list[Path]:
