@@ -24,8 +24,8 @@ from .protocol import database_path
 
 __all__ = ["Experiment", "ARCHS", "MODALITIES", "SCALES", "experiments", "train_options",
            "eval_options", "METRICS_FIRST", "metrics_options", "best_metric", "paper_train_section",
-           "dataset_dir", "DEMO_CROP",
-           "DEMO_DATA_DIR", "DEMO_TESTSET_DIR", "DEMO_PLUS_SLICE_STEP", "demo_test_slice_mm",
+           "dataset_dir", "DEMO_CROP", "DEMO_DATA_DIR", "DEMO_TESTSET_DIR", "DEMO_VALSET_DIR",
+           "DEMO_PLUS_SLICE_STEP", "demo_test_slice_mm",
            "DEMO_AUGMENT", "DEMO_BASELINES", "DEMO_BASELINE_MINUTES", "demo_uses_planes",
            "demo_option_files", "demo_network", "demo_baseline_options",
            "demo_train_options", "demo_eval_options", "OPTIONS_HEADER", "options_text",
@@ -236,10 +236,12 @@ def eval_options(exp: Experiment, self_ensemble: bool) -> dict[str, Any]:
 DEMO_CROP = (176, 208, 96)
 #: where the demo writes its databases, relative to its working directory
 DEMO_DATA_DIR = "datasets/demo"
-#: the demo's test set (the unseen volume and its ordinary-scan copies, data/demo_testset.py)
+#: the demo's test set (real scans it never trains or validates on, data/demo_testset.py)
 DEMO_TESTSET_DIR = "datasets/demo/testset"
+#: the demo's validation set (the held-out volume that selects the checkpoint)
+DEMO_VALSET_DIR = "datasets/demo/valset"
 #: the x8 self-ensemble test scores every n-th of those (8 per row: it costs 8 forward passes)
-DEMO_PLUS_SLICE_STEP = 6
+DEMO_PLUS_SLICE_STEP = 2
 #: the on-the-fly MR augmentation of the demo's training patches (data/augment.py: MRAugment):
 #: per patch, with these probabilities, anatomy at 1-3 mm/pixel, a gamma, a T2-like inversion, a
 #: bias field, an intensity window and Rician noise at white-matter SNR 12-60
@@ -280,7 +282,7 @@ def demo_test_slice_mm(quick: bool) -> int:
 
 
 def _demo_dataset(split: str, phase: str, recipe: dict[str, Any], plus: bool = False) -> dict[str, Any]:
-    root = DEMO_DATA_DIR if phase == "train" else DEMO_TESTSET_DIR
+    root = {"train": DEMO_DATA_DIR, "val": DEMO_VALSET_DIR, "test": DEMO_TESTSET_DIR}[phase]
     d: dict[str, Any] = {"name": f"demo_T1_{split}", "type": "IXIPairedDataset",
                          "dataroot_gt": database_path(root, "T1", split),
                          "dataroot_lq": database_path(root, "T1", split, 2),
@@ -318,7 +320,8 @@ def demo_train_options(quick: bool) -> dict[str, Any]:
     return {
         "name": f"W2AMSN_{tag}_T1_x2_a{net['num_feat']}t{net['num_block']}_{total}it_B{recipe['batch']}",
         "model_type": "MRSRModel", "scale": 2, "num_gpu": "auto", "manual_seed": 0,
-        "datasets": {"train": _demo_dataset("train", "train", recipe)},
+        "datasets": {"train": _demo_dataset("train", "train", recipe),
+                     "val": _demo_dataset("val", "val", recipe)},
         "network_g": net,
         "path": {"pretrain_network_g": None, "strict_load_g": True, "resume_state": None},
         "train": {"ema_decay": 0,
@@ -328,6 +331,9 @@ def demo_train_options(quick: bool) -> dict[str, Any]:
                                 "restart_weights": [1], "eta_min": recipe["lr"] * 0.01},
                   "total_iter": total, "warmup_iter": -1,
                   "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"}},
+        # the checkpoint the tests load is chosen on the validation volume alone
+        "val": {"val_freq": max(1, total // 5), "save_img": False, "self_ensemble": False,
+                "best_metric": best_metric("foreground"), "metrics": metrics_options(2, "foreground")},
         "logger": {"print_freq": max(1, total // 30), "save_checkpoint_freq": total,
                    "use_tb_logger": False, "wandb": {"project": None, "resume_id": None}},
         "dist_params": {"backend": "nccl", "port": 29500},
@@ -344,7 +350,7 @@ def demo_eval_options(quick: bool, self_ensemble: bool) -> dict[str, Any]:
         "model_type": "MRSRModel", "scale": 2, "num_gpu": "auto", "manual_seed": 0,
         "datasets": {"test_1": _demo_dataset("test", "test", recipe, self_ensemble)},
         "network_g": demo_network(quick),
-        "path": {"pretrain_network_g": f"experiments/{train['name']}/models/net_g_latest.pth",
+        "path": {"pretrain_network_g": f"experiments/{train['name']}/models/net_g_best.pth",
                  "strict_load_g": True, "param_key_g": "params"},
         "val": {"save_img": False, "suffix": None, "self_ensemble": self_ensemble,
                 "results_table": True, "method_name": "W2AMSN+" if self_ensemble else "W2AMSN",

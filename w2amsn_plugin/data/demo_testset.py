@@ -1,160 +1,119 @@
-"""The demo's test set: the unseen test volume and copies of it that look like ordinary scans
-(issue 15; docs/demo.md "The test set").
+"""The demo's validation and test sets: real volumes, never made by the training augmentation
+(docs/demo.md, "Validation and test rows").
 
-Colin27 is an average of 27 scans: smooth, nearly noise-free, 1 mm T1. A single clinical or
-research scan is noisier, coarser, shaded by the coil's bias field, and often of another contrast.
-Each *variant* below is applied to the HR volume (normalised to [0, 1] as in data preparation)
-*before* the LR is made, so the task stays x2 MATLAB-bicubic SR of the degraded-looking HR:
-
-=============  =============================================================================
-``clean``      the volume as shipped
-``snr40``      Rician noise, white-matter SNR 40 (a good 3 T single scan)
-``snr20``      Rician noise, white-matter SNR 20 (a fast or 1.5 T scan)
-``bias``       a smooth multiplicative bias field, gains exp(+-0.3) over the head
-``grid2mm``    the volume on a 2 mm grid (antialiased MATLAB-bicubic /2 along every axis)
-``t2like``     T2-like contrast: T1 contrast inverted inside the head (bright CSF, dark WM)
-=============  =============================================================================
-
-The white-matter signal level is the 75th percentile of the head's voxels (above the foreground
-threshold) of the normalised volume. Each variant is renormalised as data preparation would
-(:func:`~w2amsn_plugin.data.normalization.normalize_intensity`), its slices cut like the
-databases' (axial, centre crop of :data:`~w2amsn_plugin.experiments.DEMO_CROP` scaled by the
-voxel size, the slab centred on the head), every ``slice_mm``-th mm kept, quantised to 16 bit;
-the LR slice is the MATLAB-bicubic x``scale`` of the quantised HR slice. Written as one pair of
-BasicSR LMDBs (``IXI_<MOD>_test_HR.lmdb``, ``IXI_<MOD>_test_LR_bicubic_X<s>.lmdb``), one subject
-per variant (``<subject>-<variant>``), so each variant is its own row of the per-volume results.
+Each :class:`DemoScan` becomes one row: its axial slices, normalised as data preparation
+normalises (:func:`~w2amsn_plugin.data.normalization.normalize_intensity`), cropped to
+:data:`~w2amsn_plugin.experiments.DEMO_CROP` millimetres (in the scan's own pixels, even sizes;
+never resampled: a 2 mm scan stays a 2 mm scan) around the image centre and the head's slab, every
+``slice_mm``-th millimetre kept when it shows the head, quantised to 16 bit; the LR slice is the
+MATLAB-bicubic x``scale`` of the quantised HR slice. Written as one pair of BasicSR LMDBs
+(``IXI_<MOD>_<split>_HR.lmdb``, ``IXI_<MOD>_<split>_LR_bicubic_X<s>.lmdb``), one subject per scan.
 """
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
-from .augment import bias_field, t2_like
-from .augment import rician_noise as _rician
-from .degradations import bicubic_downscale, bicubic_matrix
-from .ixi import FOREGROUND_THRESHOLD, load_canonical, slice_key
-from .lmdb_io import LmdbWriter, lmdb_map_size, write_meta_info
 from ..protocol import database_path
+from .degradations import bicubic_downscale
+from .ixi import FOREGROUND_THRESHOLD, load_canonical, open_volume, plane_geometry, slice_key
+from .lmdb_io import LmdbWriter, lmdb_map_size, write_meta_info
 from .normalization import normalize_intensity
+from .planes import ANATOMICAL_PLANES, plane_stack
 from .png16 import DEFAULT_COMPRESS_LEVEL, encode_png16, to_uint16
 
-__all__ = ["VARIANTS", "variant_volume", "build_test_set"]
+__all__ = ["DemoScan", "scan_slices", "build_slice_set"]
 
-#: variant name -> what it is (the table's row label)
-VARIANTS: dict[str, str] = {
-    "clean": "as shipped",
-    "snr40": "Rician noise, WM SNR 40",
-    "snr20": "Rician noise, WM SNR 20",
-    "bias": "bias field, gains exp(+-0.3)",
-    "grid2mm": "2 mm grid",
-    "t2like": "T2-like contrast",
-}
-_FORMAT = 1
+_FORMAT = 2
 
 
-def _wm_level(vol: np.ndarray) -> float:
-    head = vol[vol > FOREGROUND_THRESHOLD]
-    return float(np.percentile(head, 75)) if head.size else 1.0
+@dataclass(frozen=True)
+class DemoScan:
+    """One row: ``subject`` (its name in the tables), the file, and what it is."""
+
+    subject: str
+    path: str
+    what: str
 
 
-def _halve(vol: np.ndarray) -> np.ndarray:
-    """MATLAB-bicubic /2 along all three axes (each axis cut to an even length first)."""
-    vol = vol[: vol.shape[0] // 2 * 2, : vol.shape[1] // 2 * 2, : vol.shape[2] // 2 * 2]
-    out = bicubic_downscale(vol, 2)  # y and z
-    out = np.tensordot(bicubic_matrix(out.shape[0], 2), out, axes=(1, 0))  # x
-    return np.ascontiguousarray(out, dtype=np.float32)
+def _window(n: int, size: int, centre: int) -> slice:
+    """``size`` indices around ``centre`` clamped to ``[0, n)`` (all of them when n <= size)."""
+    if n <= size:
+        return slice(0, n)
+    start = min(max(centre - size // 2, 0), n - size)
+    return slice(start, start + size)
 
 
-def variant_volume(vol: np.ndarray, variant: str, seed: int = 0) -> tuple[np.ndarray, float]:
-    """``variant`` of a normalised RAS volume; returns ``(volume, voxel size factor)``."""
-    rng = np.random.default_rng(seed)
-    ops: dict[str, Callable[[], np.ndarray]] = {
-        "clean": lambda: vol,
-        "snr40": lambda: _rician(vol, _wm_level(vol) / 40.0, rng),
-        "snr20": lambda: _rician(vol, _wm_level(vol) / 20.0, rng),
-        "bias": lambda: vol * bias_field(vol.shape, 0.3, rng),
-        "grid2mm": lambda: _halve(vol),
-        "t2like": lambda: t2_like(vol),
-    }
-    if variant not in ops:
-        raise ValueError(f"unknown test variant {variant!r} (choose from {', '.join(VARIANTS)})")
-    return ops[variant]().astype(np.float32), (2.0 if variant == "grid2mm" else 1.0)
+def scan_slices(path: str | Path, crop_mm: tuple[int, int, int], scale: int, slice_mm: float
+                ) -> tuple[np.ndarray, list[int], float]:
+    """The HR slices of one scan as float32 ``(n, H, W)`` in [0, 1] (H, W multiples of ``scale``),
+    their indices in the axial stack, and the pixel size in mm: the ``crop_mm[2]`` mm slab centred
+    on the head, every ``slice_mm`` mm (every slice of a scan whose slices are further apart)."""
+    img, shape = open_volume(path)
+    geo = plane_geometry(path, img, shape, "axial")
+    data, _ = load_canonical(path)
+    vol, _, _ = normalize_intensity(data)
+    stack = plane_stack(vol, ANATOMICAL_PLANES["axial"])
+    pixel_mm = float(min(geo.pixel_mm))
+    slab = np.flatnonzero((stack > FOREGROUND_THRESHOLD).any(axis=(1, 2)))
+    centre = (int(slab[0]) + int(slab[-1]) + 1) // 2 if slab.size else stack.shape[0] // 2
+    spacing = max(float(img.header.get_zooms()[:3][int(np.argmax(np.abs(img.affine[2, :3])))]), 1e-3)
+    # thick-slice scans (slices further apart than slice_mm): every slice that shows the head
+    coarse = spacing >= slice_mm
+    depth = stack.shape[0] if coarse else max(1, int(round(crop_mm[2] / spacing)))
+    rows = _window(stack.shape[1], int(round(crop_mm[1] / geo.pixel_mm[0])), stack.shape[1] // 2)
+    cols = _window(stack.shape[2], int(round(crop_mm[0] / geo.pixel_mm[1])), stack.shape[2] // 2)
+    h = (rows.stop - rows.start) // scale * scale
+    w = (cols.stop - cols.start) // scale * scale
+    zs = _window(stack.shape[0], depth, centre)
+    step = 1 if coarse else max(1, int(round(slice_mm / spacing)))
+    keep = [k for k in range(zs.start, zs.stop, step)
+            if (stack[k] > FOREGROUND_THRESHOLD).any()]
+    hr = stack[keep][:, rows.start:rows.start + h, cols.start:cols.start + w]
+    return np.ascontiguousarray(hr, dtype=np.float32), keep, pixel_mm
 
 
-def _window(n: int, size: int, centre: int) -> tuple[int, int]:
-    """``[start, start + size)`` around ``centre`` clamped to ``[0, n)`` (padded when n < size)."""
-    start = min(max(centre - size // 2, 0), max(n - size, 0)) if n >= size else -((size - n) // 2)
-    return start, start + size
+def build_slice_set(scans: Sequence[DemoScan], modality: str, split: str, out: str | Path,
+                    crop_mm: tuple[int, int, int], scale: int = 2, slice_mm: float = 4.0,
+                    log: Callable[[str], None] = print) -> list[str]:
+    """Write the ``split`` LMDB pair of ``scans`` under ``out``; return their subjects.
 
-
-def _crop(vol: np.ndarray, crop: tuple[int, int, int]) -> np.ndarray:
-    """Axial stack ``(z, y, x)`` (anterior at the top) cropped/zero-padded to ``crop`` (x, y, z):
-    x and y centred, z centred on the head."""
-    head = np.flatnonzero((vol > FOREGROUND_THRESHOLD).any(axis=(0, 1)))
-    zc = (int(head[0]) + int(head[-1]) + 1) // 2 if head.size else vol.shape[2] // 2
-    out = np.zeros((crop[2], crop[1], crop[0]), np.float32)
-    stack = np.transpose(vol, (2, 1, 0))[:, ::-1, :]
-    src, dst = [], []
-    for n, size, centre in zip(stack.shape, out.shape,
-                               (zc, stack.shape[1] // 2, stack.shape[2] // 2)):
-        a, b = _window(n, size, centre)
-        src.append(slice(max(a, 0), min(b, n)))
-        dst.append(slice(max(-a, 0), max(-a, 0) + min(b, n) - max(a, 0)))
-    out[tuple(dst)] = stack[tuple(src)]
-    return out
-
-
-def _stamp(source: Path, crop: tuple[int, int, int], scale: int, slice_mm: int) -> dict:
-    st = source.stat()
-    return {"format": _FORMAT, "source": str(source), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "crop": list(crop), "scale": scale, "slice_mm": slice_mm, "variants": list(VARIANTS)}
-
-
-def build_test_set(source: str | Path, subject: str, modality: str, out: str | Path,
-                   crop: tuple[int, int, int], scale: int = 2, slice_mm: int = 4,
-                   log: Callable[[str], None] = print) -> list[str]:
-    """Write the test LMDBs of every variant of ``source`` under ``out``; return the subjects.
-
-    Resumable: a finished set (its ``testset.json`` matches the source file and options) is kept.
-    Built under ``out/.testset.tmp`` and moved into place when complete.
+    Resumable: a finished set (its ``slices.json`` matches the scans' files and the options) is
+    kept. Built under ``out/.<split>.tmp`` and moved into place when complete.
     """
-    source, out = Path(source).resolve(), Path(out)
-    subjects = [f"{subject}-{v}" for v in VARIANTS]
-    stamp = _stamp(source, crop, scale, slice_mm)
-    done = out / "testset.json"
-    if done.is_file() and json.loads(done.read_text()) == {**stamp, "subjects": subjects}:
-        log(f"test set {out}: up to date, nothing to do")
-        return subjects
-    tmp = out / ".testset.tmp"
+    out = Path(out)
+    stamp = {"format": _FORMAT, "split": split, "crop_mm": list(crop_mm), "scale": scale,
+             "slice_mm": slice_mm, "scans": [{**asdict(s), "size": Path(s.path).stat().st_size}
+                                             for s in scans]}
+    done = out / f"{split}set.json"
+    if done.is_file() and json.loads(done.read_text()) == stamp:
+        log(f"{split} set {out}: up to date, nothing to do")
+        return [s.subject for s in scans]
+    tmp = out / f".{split}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    data, _ = load_canonical(source)
-    base, _, _ = normalize_intensity(data)
     hr_items, lr_items, hr_shapes, lr_shapes = [], [], {}, {}
-    for variant, name in zip(VARIANTS, subjects):
-        vol, mm = variant_volume(base, variant)
-        vol, _, _ = normalize_intensity(vol)
-        vcrop = tuple(int(round(c / mm)) // scale * scale if i < 2 else int(round(c / mm))
-                      for i, c in enumerate(crop))
-        stack = _crop(vol, vcrop)  # type: ignore[arg-type]
-        step = max(1, int(round(slice_mm / mm)))
-        for index in range(0, stack.shape[0], step):
-            hr_q = to_uint16(stack[index])
-            if not (stack[index] > FOREGROUND_THRESHOLD).any():
-                continue
+    for scan in scans:
+        hr, indices, pixel_mm = scan_slices(scan.path, crop_mm, scale, slice_mm)
+        for index, hr_slice in zip(indices, hr):
+            hr_q = to_uint16(hr_slice)
             lr_q = to_uint16(np.clip(bicubic_downscale(hr_q / 65535.0, scale), 0.0, 1.0))
-            key = slice_key(name, modality, index)
+            key = slice_key(scan.subject, modality, index)
             hr_items.append((key, encode_png16(hr_q)))
             lr_items.append((key, encode_png16(lr_q)))
             hr_shapes[key], lr_shapes[key] = hr_q.shape, lr_q.shape
-        log(f"test set: {name} ({VARIANTS[variant]}), {mm:g} mm, HR {vcrop[1]}x{vcrop[0]}")
+        log(f"{split} set: {scan.subject} ({scan.what}), {len(indices)} slices of "
+            f"{hr.shape[1]}x{hr.shape[2]} at {pixel_mm:g} mm")
     order = np.argsort([k for k, _ in hr_items], kind="stable")
-    for items, shapes, db in ((hr_items, hr_shapes, database_path(str(tmp), modality, "test")),
-                              (lr_items, lr_shapes, database_path(str(tmp), modality, "test", scale))):
-        writer = LmdbWriter(db, lmdb_map_size(len(items), crop[1], crop[0]))
+    h_max = max(s[0] for s in hr_shapes.values())
+    w_max = max(s[1] for s in hr_shapes.values())
+    for items, shapes, db in ((hr_items, hr_shapes, database_path(str(tmp), modality, split)),
+                              (lr_items, lr_shapes, database_path(str(tmp), modality, split, scale))):
+        writer = LmdbWriter(db, lmdb_map_size(len(items), h_max, w_max))
         writer.put_many(items[i] for i in order)
         writer.close()
         write_meta_info(db, (items[i][0] for i in order), shapes, DEFAULT_COMPRESS_LEVEL)
@@ -164,5 +123,5 @@ def build_test_set(source: str | Path, subject: str, modality: str, out: str | P
         shutil.rmtree(target, ignore_errors=True)
         db.rename(target)
     tmp.rmdir()
-    done.write_text(json.dumps({**stamp, "subjects": subjects}, indent=1))
-    return subjects
+    done.write_text(json.dumps(stamp, indent=1))
+    return [s.subject for s in scans]
