@@ -17,6 +17,8 @@ __all__ = ["SUBPACKAGES", "install", "register_all"]
 
 #: the subpackages whose import registers the plugin's architectures, datasets, metrics, models
 SUBPACKAGES = ("archs", "data", "metrics", "models")
+#: the modules that register them (``data`` imports its submodules lazily)
+_REGISTERING = ("archs", "data.ixi_paired_dataset", "metrics", "models")
 _STATE = {"installed": False, "registered": False}
 
 
@@ -25,7 +27,7 @@ def register_all() -> None:
     if _STATE["registered"]:
         return
     _STATE["registered"] = True
-    for name in SUBPACKAGES:
+    for name in _REGISTERING:
         importlib.import_module(f"w2amsn_plugin.{name}")
 
 
