@@ -12,6 +12,7 @@ import pytest
 
 import w2amsn_plugin  # noqa: F401  (registers the archs)
 from w2amsn_plugin.archs import complexity
+from w2amsn_plugin.benchmarks import model_size
 from w2amsn_plugin.commands import stats
 from w2amsn_plugin.archs import preset
 
@@ -77,8 +78,10 @@ def test_width_candidates_support_the_default(x2_report: tuple[dict, str]) -> No
 
 def test_count_other_scales_and_unsupported() -> None:
     assert complexity.count(preset("W2AMSN-S", 3), (8, 8))["params"] > 0
-    rows = stats._model_rows([5], (8, 8))
-    assert all(("error" in r) == (r["model"] in ("EDSR", "RCAN")) for r in rows)
+    rows = model_size.model_rows([5], (8, 8))
+    # BasicSR's Upsample and the sub-pixel tails take 2^n and 3; interpolating networks any scale
+    limited = {"EDSR", "RCAN", "RDN", "CSN", "CSFM"}
+    assert all(("error" in r) == (r["model"] in limited) for r in rows)
 
 
 def test_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,3 +90,21 @@ def test_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "--scale 0: must be a positive integer" in err and len(err.strip().splitlines()) == 1
     assert _run(["--scale", "2", "--size", "8", "8", "--json", str(tmp_path / "no" / "x.json")]) == 2
     assert "its folder does not exist" in capsys.readouterr().err  # checked first (issue 17)
+
+
+def test_every_method_is_in_table_ii_form(x2_report: tuple[dict, str]) -> None:
+    """Every registered preset has a row; RDN matches Table II to the digit; each row more than 5%
+    from Table II prints a reading (or says none was found)."""
+    report, text = x2_report
+    from w2amsn_plugin.archs import PRESETS
+
+    assert {r["model"] for r in report["models"]} == set(PRESETS)
+    rdn = _row(report, "RDN")
+    assert round(rdn["params"] / 1e6, 2) == 22.12 and round(rdn["macs"] / 1e9, 2) == 318.43
+    assert abs(_row(report, "CSFM")["params_diff"]) < 0.05
+    for r in report["models"]:
+        far = "paper_params" in r and max(abs(r["params_diff"]), abs(r["macs_diff"])) > 0.05
+        assert ("note" in r) == far, r["model"]
+        if far:
+            assert f"- {r['model']}: " in text
+    assert "| SRCNN | x2 | 57.28K |" in text and "| NLM | x2 | 0.00M |" in text

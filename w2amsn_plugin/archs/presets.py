@@ -6,6 +6,8 @@ Each architecture module (``*_arch.py``, or a ``*_presets.py`` beside it; see
 
 - ``PRESETS``: model name -> BasicSR ``network_g`` dict (``type`` + kwargs, no ``upscale``);
 - ``TABLE_II``: model name -> the paper's Table II (parameters, mult-adds), where it has a row;
+- ``TABLE_II_NOTES``: model name -> a reading of the Table II figures ours differ from by more
+  than 5% (or the statement that none was found);
 - ``EXPERIMENT_TAGS``: arch type -> the size part of experiment names, a format string over the
   ``network_g`` dict (default ``b{num_block}f{num_feat}`` when both keys exist, else none).
 
@@ -22,11 +24,13 @@ from typing import Any
 from .discovery import import_arch_modules
 from .w2amsn_presets import ABLATIONS, Ablation, ablation
 
-__all__ = ["ABLATIONS", "PRESETS", "TABLE_II", "Ablation", "ablation", "experiment_tag", "preset",
+__all__ = ["ABLATIONS", "PRESETS", "TABLE_II", "TABLE_II_NOTES", "Ablation", "ablation", "experiment_tag",
+           "preset",
            "preset_source", "trainable"]
 
 PRESETS: dict[str, dict[str, Any]] = {}
 TABLE_II: dict[str, tuple[float, float]] = {}
+TABLE_II_NOTES: dict[str, str] = {}
 _TAGS: dict[str, str] = {}
 _SOURCE: dict[str, str] = {}
 
@@ -39,6 +43,7 @@ def _merge() -> None:
                                  f"{_SOURCE[name]}")
             PRESETS[name], _SOURCE[name] = opt, str(module.__file__)
         TABLE_II.update(getattr(module, "TABLE_II", {}))
+        TABLE_II_NOTES.update(getattr(module, "TABLE_II_NOTES", {}))
         _TAGS.update(getattr(module, "EXPERIMENT_TAGS", {}))
 
 
