@@ -89,7 +89,7 @@ def run_demo(sources: DemoSources, work: Path, modality: str, quick: bool, basel
     from ..results.figures import demo_figure
     from ..results.files import write_csv, write_json, write_text
     from ..results.tables import read_volume_rows, table_iii_from_csvs
-    from .report import TARGET_GAIN_DB, method_means, rows_markdown, test_rows
+    from .report import TARGET_GAIN_DB, demo_rows, method_means, rows_markdown
 
     work.mkdir(parents=True, exist_ok=True)
     write_option_files(demo_option_texts(quick), work / "options")
@@ -124,7 +124,7 @@ def run_demo(sources: DemoSources, work: Path, modality: str, quick: bool, basel
     rows = [r for p in csvs.values() for r in read_volume_rows(p)]
     write_csv(out / "volumes.csv", rows)
     plain, plus = (test_opts[k]["val"]["method_name"] for k in ("test", "test_plus"))
-    table_rows = test_rows(rows, plain, plus, [s.subject for s in sources.test],
+    table_rows = demo_rows(rows, plain, plus, [s.subject for s in sources.test],
                            {s.subject: s.what for s in sources.test})
     mean = table_rows[-1]
     weights = work / test_opts["test"]["path"]["pretrain_network_g"]

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from ..results.tables import BICUBIC, volumes_from_rows
 from ..results.volume_scores import set_means
 
-__all__ = ["TARGET_GAIN_DB", "test_rows", "rows_markdown", "method_means"]
+__all__ = ["TARGET_GAIN_DB", "demo_rows", "rows_markdown", "method_means"]
 
 #: the demo's target: mean foreground-PSNR gain over bicubic on the test rows
 TARGET_GAIN_DB = 1.5
@@ -21,7 +21,7 @@ def method_means(rows: Sequence[dict[str, Any]], method: str) -> dict[str, dict[
     return {"method": set_means(volumes, method), "bicubic": set_means(volumes, BICUBIC)}
 
 
-def test_rows(rows: Sequence[dict[str, Any]], plain: str, plus: str, order: Sequence[str],
+def demo_rows(rows: Sequence[dict[str, Any]], plain: str, plus: str, order: Sequence[str],
               what: dict[str, str]) -> list[dict[str, Any]]:
     """One dict per test row (in ``order``) and a last ``mean`` row: foreground PSNR/SSIM of
     bicubic and the network, the gain, and the x8 self-ensemble's gain on its slices."""
@@ -45,7 +45,7 @@ def test_rows(rows: Sequence[dict[str, Any]], plain: str, plus: str, order: Sequ
 
 
 def rows_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """The Markdown table of :func:`test_rows` (foreground PSNR dB / SSIM)."""
+    """The Markdown table of :func:`demo_rows` (foreground PSNR dB / SSIM)."""
     lines = ["| test row | what | slices | Bicubic | W²AMSN | gain (dB) | W²AMSN+ gain (dB) |",
              "|:--|:--|--:|--:|--:|--:|--:|"]
     for r in rows:
