@@ -122,10 +122,18 @@ class WorkerPool:
         when a worker dies holding a task, or the task's own exception."""
         pending = list(tasks)[::-1]
         busy: dict[int, Any] = {}  # worker index -> task
+
+        def give(i: int) -> None:
+            busy[i] = pending.pop()
+            try:
+                self._conns[i].send((func, busy[i]))
+            except OSError:  # it died before it could take the task
+                self._procs[i].join()
+                raise WorkerDied(busy[i], self._procs[i].exitcode) from None
+
         for i in range(len(self._procs)):
             if pending:
-                self._conns[i].send((func, pending[-1]))
-                busy[i] = pending.pop()
+                give(i)
         while busy:
             ready = wait([self._conns[i] for i in busy] + [self._procs[i].sentinel for i in busy])
             for i in list(busy):
@@ -138,8 +146,7 @@ class WorkerPool:
                     if not ok:
                         raise value
                     if pending:
-                        conn.send((func, pending[-1]))
-                        busy[i] = pending.pop()
+                        give(i)
                     else:
                         del busy[i]
                     yield value

@@ -76,7 +76,7 @@ class PrepareConfig:
     ``root`` is read with ``layout`` (:data:`~.sources.LAYOUTS`); ``modality`` is the IXI
     modality, the BIDS suffix (``T1w``), or the label of a plain folder's volumes; ``dataset`` the
     first part of the database names (default: ``IXI``, or the root folder's name). ``split``
-    None: :func:`default_split`. ``crop`` is ``(width, height, depth)``. ``workers`` processes
+    None: :func:`default_split` with ``seed``. ``crop`` is ``(width, height, depth)``. ``workers`` processes
     volumes in parallel (1: in this process). ``strict``: an unreadable volume is fatal.
     """
 
@@ -89,6 +89,7 @@ class PrepareConfig:
     scales: tuple[int, ...] = PAPER.scales
     degradations: tuple[str, ...] = PAPER.degradations
     split: Split | None = None
+    seed: int = PAPER.split.seed
     crop: tuple[int, int, int] = PAPER.crop
     percentile: float = PAPER.percentile
     plane: str = PAPER.plane
@@ -321,7 +322,7 @@ def _prepare(cfg: PrepareConfig, log: Callable[[str], None]) -> PrepResult:
     skipped = {} if cfg.strict else _precheck(source.volumes.values(), cfg, crop, log)
     readable = {v: vol for v, vol in source.volumes.items() if v not in skipped}
     subjects = sorted({vol.subject for vol in readable.values()})
-    split = cfg.split or default_split(len(subjects))
+    split = cfg.split or default_split(len(subjects), cfg.seed)
     splits = split_subjects(subjects, split.n_train, split.n_test, split.n_val, split.seed,
                             what=label)
     split_of = {s: name for name in SPLITS for s in splits[name]}
