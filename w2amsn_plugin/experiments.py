@@ -226,7 +226,9 @@ def eval_options(exp: Experiment, self_ensemble: bool) -> dict[str, Any]:
         "val": {"save_img": False, "suffix": None, "self_ensemble": self_ensemble,
                 "results_table": True,
                 "method_name": exp.arch + ("+" if self_ensemble else ""),
-                "metrics": metrics_options(exp.scale)},
+                "metrics": metrics_options(exp.scale),
+                # NLM: a method without weights, nothing to load
+                **({} if trainable(exp.arch) else {"allow_untrained": True})},
     }
 
 
