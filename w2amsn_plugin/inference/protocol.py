@@ -84,15 +84,16 @@ def training_protocol(options: Mapping[str, Any], options_path: Path | None,
         except ManifestError:
             manifest = None
     record = record if isinstance(record, Mapping) else {}  # older manifests have none
-    plane, planes, source = None, None, None
-    for where, entry in ((f"training manifest {manifest}", record), (f"options {options_path}", train)):
-        listed = entry.get("planes")
-        if isinstance(listed, (list, tuple)) and listed and all(p in PLANES for p in listed):
-            planes = tuple(dict.fromkeys(listed))
-        if entry.get("plane") in PLANES or planes:
-            plane, source = entry.get("plane") if entry.get("plane") in PLANES else planes[0], where
-            planes = planes or (plane,)
-            break
+    sources = ((f"training manifest {manifest}", record), (f"options {options_path}", train))
+    listed = [(tuple(dict.fromkeys(entry["planes"])), where) for where, entry in sources
+              if isinstance(entry.get("planes"), (list, tuple)) and entry["planes"]
+              and all(p in PLANES for p in entry["planes"])]
+    named = [(entry["plane"], where) for where, entry in sources if entry.get("plane") in PLANES]
+    plane, source = named[0] if named else (None, None)
+    planes = listed[0][0] if listed else None if plane is None else (plane,)
+    if listed:  # a list of planes says more than a single plane name
+        source = listed[0][1]
+        plane = plane if plane in planes else planes[0]
     percentile = record.get("percentile")
     if not (isinstance(percentile, (int, float)) and 0 < percentile <= 100):
         percentile = None
