@@ -19,16 +19,20 @@ __all__ = ["SUBPACKAGES", "install", "register_all"]
 SUBPACKAGES = ("archs", "data", "metrics", "models")
 #: the modules that register them (``data`` imports its submodules lazily)
 _REGISTERING = ("archs", "data.ixi_paired_dataset", "metrics", "models")
-_STATE = {"installed": False, "registered": False}
+_STATE = {"installed": False, "registered": False, "registering": False}
 
 
 def register_all() -> None:
     """Import every registering subpackage of the plugin (once)."""
-    if _STATE["registered"]:
+    if _STATE["registered"] or _STATE["registering"]:
         return
-    _STATE["registered"] = True
-    for name in _REGISTERING:
-        importlib.import_module(f"w2amsn_plugin.{name}")
+    _STATE["registering"] = True  # a look-up during these imports must not start them again
+    try:
+        for name in _REGISTERING:
+            importlib.import_module(f"w2amsn_plugin.{name}")
+        _STATE["registered"] = True
+    finally:
+        _STATE["registering"] = False
 
 
 def _registering(method: Callable[..., Any]) -> Callable[..., Any]:
