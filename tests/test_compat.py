@@ -150,13 +150,17 @@ def _state_saver(tmp_path, good: bool):
 
 def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
     """Patch 7: a save that fails half-way (here: an object that cannot be pickled; in life a
-    kill or a full disk) leaves no partial file and keeps the previous one of that name."""
+    kill or a full disk) stops the run, leaves no partial file and keeps the previous one of that
+    name; BasicSR's own retries ("Just ignore it") would train on."""
     import basicsr.models.base_model as bs_base_model
+
+    from w2amsn_plugin.run_guard import SaveFailed
 
     monkeypatch.setattr(bs_base_model.time, "sleep", lambda _s: None)  # BasicSR retries 3 times
     _state_saver(tmp_path, good=True).save_training_state(0, 2)
-    _state_saver(tmp_path, good=False).save_training_state(0, 2)
-    _state_saver(tmp_path, good=False).save_training_state(0, 4)
+    for iteration in (2, 4):
+        with pytest.raises(SaveFailed, match=f"{iteration}.state: cannot be saved"):
+            _state_saver(tmp_path, good=False).save_training_state(0, iteration)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2.state"], "no partial or temporary file"
     assert torch.load(tmp_path / "2.state", weights_only=False)["iter"] == 2
     monkeypatch.setattr(bs_base_model, "torch", torch)  # BasicSR's own in-place torch.save
@@ -184,7 +188,7 @@ def test_auto_resume_skips_a_damaged_state(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     states, models = _experiment(tmp_path)
     (states / "4.state").write_bytes((states / "4.state").read_bytes()[:100])  # killed mid-write
-    (states / ".6.state.tmp-1").write_bytes(b"partial")  # a killed atomic save's temporary file
+    (states / ".6.w2amsn-partial-1.state").write_bytes(b"partial")  # a killed atomic save's temporary file
 
     def opt() -> dict:
         return {"name": "x", "auto_resume": True, "network_g": {}, "rank": 0,
@@ -194,7 +198,7 @@ def test_auto_resume_skips_a_damaged_state(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert state["iter"] == 2
     assert "4.state" in err and "truncated" in err and "resuming from" in err and "2.state" in err
-    assert not (states / ".6.state.tmp-1").exists()
+    assert not (states / ".6.w2amsn-partial-1.state").exists()
     without_patch = bs_train.load_resume_state.__wrapped__  # BasicSR's choice: the newest file
     with pytest.raises(Exception):  # noqa: B017
         without_patch(opt())

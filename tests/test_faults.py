@@ -253,7 +253,7 @@ KILL_DURING_STATE_SAVE = """
 import os, signal, sys
 real_fsync = os.fsync
 def fsync(fd):
-    if ".4.state.tmp-" in os.readlink(f"/proc/self/fd/{fd}"):
+    if ".4.w2amsn-partial-" in os.readlink(f"/proc/self/fd/{fd}"):
         os.kill(os.getpid(), signal.SIGKILL)
     return real_fsync(fd)
 os.fsync = fsync
@@ -269,7 +269,8 @@ def test_kill_during_checkpoint_save_then_auto_resume(db, tmp_path):
     killed = _python(KILL_DURING_STATE_SAVE, tmp_path, "train", "-opt", opt)
     assert killed.returncode == -signal.SIGKILL
     states = tmp_path / "experiments" / "tiny" / "training_states"
-    assert sorted(p.name for p in states.iterdir()) == [".4.state.tmp-%d" % _pid_of(states), "2.state"]
+    assert sorted(p.name for p in states.iterdir()) == [".4.w2amsn-partial-%d.state" % _pid_of(states),
+                                                        "2.state"]
     out = _basicsr(tmp_path, "train", "-opt", opt, "--auto_resume", "--force_yml", "train:total_iter=6")
     assert out.returncode == 0, out.stderr[-3000:]
     log = "\n".join(p.read_text() for p in (tmp_path / "experiments" / "tiny").glob("train_*.log"))
@@ -291,7 +292,7 @@ def test_kill_during_checkpoint_save_then_auto_resume(db, tmp_path):
 
 def _pid_of(states: Path) -> int:
     (tmp,) = [p for p in states.iterdir() if p.name.startswith(".")]
-    return int(tmp.name.rsplit("-", 1)[1])
+    return int(tmp.name.rsplit("-", 1)[1].removesuffix(".state"))
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:

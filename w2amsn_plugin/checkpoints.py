@@ -17,11 +17,14 @@ from typing import Any, Iterable
 
 import torch
 
-__all__ = ["CheckpointError", "atomic_torch_save", "load_checkpoint", "network_params",
+from .results.files import TEMP_MARK, atomic_write
+
+__all__ = ["CheckpointError", "atomic_torch_save", "save_or_stop", "load_checkpoint", "network_params",
            "check_network_checkpoint", "newest_intact_state", "TMP_MARK"]
 
-#: part of the name of a file being written by :func:`atomic_torch_save` (``.<name>.tmp-<pid>``)
-TMP_MARK = ".tmp-"
+#: part of the name of a file being written by :func:`atomic_torch_save`
+#: (``.<stem>.w2amsn-partial-<pid><suffix>``, :func:`w2amsn_plugin.results.files.temp_path`)
+TMP_MARK = TEMP_MARK
 _STATE = re.compile(r"^(\d+)\.state$")
 
 
@@ -30,24 +33,25 @@ class CheckpointError(ValueError):
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
-    """``torch.save(obj, path)`` that never leaves a partial ``path``: write ``.<name>.tmp-<pid>``
-    in the same folder, flush and fsync it, ``os.replace`` it onto ``path``, fsync the folder."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+    """``torch.save(obj, path)`` that never leaves a partial ``path``: the plugin's one atomic
+    writer (:func:`~w2amsn_plugin.results.files.atomic_write`: hidden temporary file in the same
+    folder, fsync, ``os.replace``, fsync of the folder)."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp, *args, **kwargs))
+
+
+def save_or_stop(obj: Any, path: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+    """:func:`atomic_torch_save`, and when it fails (disk full, read-only folder, an object that
+    cannot be pickled) :class:`~w2amsn_plugin.run_guard.SaveFailed` naming the file and why: the
+    run stops with its earlier checkpoints intact instead of training on without any."""
+    from .run_guard import SaveFailed
+
     try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f, *args, **kwargs)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+        atomic_torch_save(obj, path, *args, **kwargs)
+    except Exception as err:  # noqa: BLE001  (OSError, pickling errors: all stop the run)
+        reason = getattr(err, "strerror", None) or str(err).strip().splitlines()[0][:160] or \
+            type(err).__name__
+        raise SaveFailed(f"{path}: cannot be saved ({reason}); the run stops here, earlier "
+                         "checkpoints are intact: fix that, then resume with --auto_resume") from None
 
 
 def _reason(err: BaseException) -> str:

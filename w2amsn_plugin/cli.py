@@ -6,8 +6,11 @@ from, the LMDBs: :func:`w2amsn_plugin.option_check.check_run_inputs`; one line a
 BasicSR creates or archives any folder), then call BasicSR's ``train_pipeline`` /
 ``test_pipeline`` with the current working directory as root, so ``experiments/``, ``results/``
 and ``tb_logger/`` land where the user runs the command (``python -m basicsr.train`` would put
-them in site-packages). Ctrl-C is one line and exit 130; a run folder BasicSR archived is renamed
-back when the run fails before writing any result (docs/reliability.md).
+them in site-packages). One run per experiment: a second ``basicsr train`` of the same name is
+refused while the first runs (a lock beside its folder). Ctrl-C is one line and exit 130; SIGTERM
+saves the last finished iteration's state and exits 143; a NaN loss, a checkpoint that cannot be
+written or a damaged database slice stop the run with one line and exit 2; a run folder BasicSR
+archived is renamed back when the run stops before writing any result (docs/reliability.md).
 ``python -m w2amsn_plugin.cli train ...`` is the same command, for ``torchrun``.
 
 ``w2amsn <verb>``: the plugin's own tools; verb ``a-b`` lives in :mod:`w2amsn_plugin.commands.a_b`,
@@ -17,10 +20,11 @@ which exposes ``configure_parser(parser)`` and ``run(args) -> int`` (0 on succes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
-from typing import Sequence
+from typing import Iterator, Sequence
 
 __all__ = ["basicsr_main", "w2amsn_main"]
 
@@ -71,38 +75,60 @@ def _basicsr_argv(args: argparse.Namespace) -> list[str]:
 
 
 def basicsr_main(argv: Sequence[str] | None = None) -> int:
-    """``basicsr train|test``: check the options, then run BasicSR's pipeline from the cwd."""
+    """``basicsr train|test``: check the options, hold the experiment's lock, then run BasicSR's
+    pipeline from the cwd; a stop (SIGTERM, non-finite loss, failed save, damaged slice) is one
+    line."""
     args = _basicsr_parser().parse_args(argv)
     prog = f"basicsr {args.verb}"
+    from .data.lock import FolderLocked
     from .option_check import OptionsError
 
     try:
-        _check_inputs(args)
+        name, warnings = _check_inputs(args)
+        for warning in warnings if _rank(args) == 0 else []:
+            print(f"{prog}: warning: {args.opt}: {warning}", file=sys.stderr)
+        with _experiment_lock(args, name):
+            return _run_pipeline(args, prog)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted before the run started", file=sys.stderr)
         return 130
-    except OptionsError as err:  # a user's mistake, one line
+    except (OptionsError, FolderLocked) as err:  # a user's mistake, one line
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+
+
+def _run_pipeline(args: argparse.Namespace, prog: str) -> int:
     import torch.distributed as dist
     from basicsr.test import test_pipeline
     from basicsr.train import train_pipeline
 
     from . import compat
+    from .data.png16 import PngDecodeError
+    from .run_guard import RunStopped, Terminated, sigterm_saves_and_stops
 
     pipeline = train_pipeline if args.verb == "train" else test_pipeline
     saved_argv, sys.argv = sys.argv, _basicsr_argv(args)
     try:
-        pipeline(os.getcwd())
+        with sigterm_saves_and_stops():
+            pipeline(os.getcwd())
     except BaseException as err:
         for folder in compat.restore_archived():  # a failure before any result was written
             print(f"{prog}: {folder} was archived by this run; restored", file=sys.stderr)
-        if not isinstance(err, KeyboardInterrupt):
-            raise
         where = " (resume with --auto_resume)" if args.verb == "train" else ""
-        print(f"{prog}: interrupted (Ctrl-C); results written so far are kept{where}",
-              file=sys.stderr)
-        return 130
+        if isinstance(err, KeyboardInterrupt):
+            print(f"{prog}: interrupted (Ctrl-C); results written so far are kept{where}",
+                  file=sys.stderr)
+            return 130
+        if isinstance(err, RunStopped):
+            kind = "stopped" if isinstance(err, Terminated) else "error"
+            print(f"{prog}: {kind}: {err}", file=sys.stderr)
+            return err.exit_code
+        if isinstance(err, PngDecodeError):  # also when re-raised from a DataLoader worker
+            line = [ln for ln in str(err).splitlines() if ln.strip()][-1]
+            print(f"{prog}: error: {line.split('PngDecodeError: ')[-1]}; rebuild that database"
+                  f"{where}", file=sys.stderr)
+            return 2
+        raise
     finally:
         sys.argv = saved_argv
         # BasicSR never tears its process group down; without this, gloo ranks can abort at exit
@@ -111,15 +137,45 @@ def basicsr_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _check_inputs(args: argparse.Namespace) -> None:
-    """Everything a ``basicsr train|test`` run reads, checked before BasicSR creates or archives a
-    folder (:mod:`w2amsn_plugin.option_check`); raises ``OptionsError`` (one line)."""
+def _rank(args: argparse.Namespace) -> int:
+    """This process's rank: torchrun's RANK, Slurm's SLURM_PROCID; 0 without a launcher."""
+    if args.launcher == "none":
+        return 0
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
+
+
+@contextlib.contextmanager
+def _experiment_lock(args: argparse.Namespace, name: str) -> Iterator[None]:
+    """One run per experiment: rank 0 holds ``experiments/.<name>.lock`` (``results/`` for test;
+    an flock, which a dead process no longer holds) for the whole run; a second run of the name
+    refuses in one line naming the pid that holds it."""
+    if _rank(args) != 0:
+        yield
+        return
+    from .data.lock import FolderLocked, folder_lock
+
+    kind = "experiments" if args.verb == "train" else "results"
+    try:
+        with folder_lock(kind, f"basicsr {args.verb} {name}", lock_name=f".{name}.lock"):
+            yield
+    except FolderLocked as err:
+        raise FolderLocked(f"{kind}/{name}: {err}") from None
+
+
+def _check_inputs(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """Everything a ``basicsr train|test`` run reads or writes, checked before BasicSR creates or
+    archives a folder (:mod:`w2amsn_plugin.option_check`); raises ``OptionsError`` (one line).
+    Returns the experiment's name as BasicSR will use it, and the warnings (unknown option keys,
+    an lr that resuming will not apply)."""
     from .option_check import check_options_file, check_run_inputs
 
     is_train = args.verb == "train"
     opt = check_options_file(args.opt, force_yml=args.force_yml, is_train=is_train)
-    check_run_inputs(opt, args.opt, is_train=is_train, auto_resume=args.auto_resume,
-                     debug=args.debug, root=os.getcwd())
+    name = opt["name"]
+    if args.debug and not name.startswith("debug"):  # basicsr/utils/options.py:134-135
+        name = "debug_" + name
+    return name, check_run_inputs(opt, args.opt, is_train=is_train, auto_resume=args.auto_resume,
+                                  debug=args.debug, root=os.getcwd())
 
 
 def w2amsn_main(argv: Sequence[str] | None = None) -> int:

@@ -44,7 +44,9 @@ Patches (BasicSR 1.4.2 line numbers):
 7. ``atomic_checkpoints``: ``basicsr/models/base_model.py:229,327`` write ``net_*_<iter>.pth``
    and ``<iter>.state`` in place; a kill during the write leaves a truncated newest state. They are
    written to a temporary file, fsynced and renamed (:func:`w2amsn_plugin.checkpoints.
-   atomic_torch_save`) (test: ``test_checkpoints_are_written_atomically``).
+   atomic_torch_save`); a write that fails stops the run (:class:`~w2amsn_plugin.run_guard.
+   SaveFailed`) where BasicSR logged "Just ignore it" and trained on without checkpoints
+   (tests: ``test_checkpoints_are_written_atomically``, ``test_faults.py::test_failed_save_...``).
 8. ``resume_newest_intact``: ``basicsr/train.py:70-77`` resumes from the highest-numbered state
    whatever its condition. With ``--auto_resume`` the newest state that loads (and whose network
    files load) is used; each newer damaged one is named in one line, and when none is intact one
@@ -59,6 +61,11 @@ Patches (BasicSR 1.4.2 line numbers):
     ``video_base_model.py:79``) read ``opt['val']['suffix']``: saving test images without a
     ``suffix:`` key is a ``KeyError``. A missing ``suffix`` means none
     (test: ``test_val_suffix_is_optional``).
+11. ``stop_between_steps``: BasicSR's training loop (``basicsr/train.py:154-200``) has no place to
+    stop cleanly on SIGTERM. Each model it builds for training tells
+    :mod:`w2amsn_plugin.run_guard` when a step starts and ends, with the loop's ``epoch``, so a
+    SIGTERM saves the state of the last finished step before the run ends
+    (test: ``test_faults.py::test_sigterm_during_training_saves_and_resumes``).
 """
 from __future__ import annotations
 
@@ -165,6 +172,7 @@ def _patch_basicsr() -> None:
     _patch_resume_newest_intact()
     _patch_keep_unwritten_folders()
     _patch_val_suffix_default()
+    _patch_stop_between_steps()
     _APPLIED.append("done")
     while _AFTER_BASICSR:
         _AFTER_BASICSR.pop(0)()
@@ -343,10 +351,10 @@ class _TorchWithAtomicSave(types.ModuleType):
 def _patch_atomic_checkpoints() -> None:
     import basicsr.models.base_model as bs_base_model
 
-    from .checkpoints import atomic_torch_save
+    from .checkpoints import save_or_stop
 
     proxy = _TorchWithAtomicSave("torch")
-    proxy.save = atomic_torch_save
+    proxy.save = save_or_stop
     bs_base_model.torch = proxy
     _APPLIED.append("atomic_checkpoints")
 
@@ -476,3 +484,32 @@ def _patch_val_suffix_default() -> None:
         functools.update_wrapper(nondist_validation, original)
         cls.nondist_validation = nondist_validation
     _APPLIED.append("val_suffix_default")
+
+
+# 11 -----------------------------------------------------------------------------------------
+def _patch_stop_between_steps() -> None:
+    import basicsr.train as bs_train
+
+    from . import run_guard
+
+    original: Callable[[dict], Any] = bs_train.build_model
+
+    @functools.wraps(original)
+    def build_model(opt: dict) -> Any:
+        model = original(opt)
+        if not opt.get("is_train"):
+            return model
+        step = model.optimize_parameters
+
+        def optimize_parameters(current_iter: int) -> None:
+            run_guard.before_step()
+            step(current_iter)
+            # train.py's loop variable: the epoch BasicSR stores in the state it resumes from
+            epoch = sys._getframe(1).f_locals.get("epoch", 0)
+            run_guard.after_step(model, epoch if isinstance(epoch, int) else 0, current_iter)
+
+        model.optimize_parameters = optimize_parameters
+        return model
+
+    bs_train.build_model = build_model
+    _APPLIED.append("stop_between_steps")

@@ -13,19 +13,60 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import math
 import inspect
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import yaml
 
 __all__ = ["OptionsError", "check_options_file", "check_options", "check_data_paths",
-           "check_run_inputs"]
+           "check_run_inputs", "check_experiment_name", "check_run_folders", "unknown_keys",
+           "ALLOW_UNTRAINED", "ALLOW_UNTRAINED_KEY"]
 
 _OPTIMIZERS = ("Adam",)  # basicsr/models/base_model.py:103-108
 _SCHEDULERS = ("MultiStepLR", "MultiStepRestartLR", "CosineAnnealingRestartLR")  # :110-121
+
+#: ``val:`` key that lets ``basicsr test`` run a network without weights (random initialisation);
+#: not under ``path:``, whose every other key BasicSR makes a folder of (misc.py:45-49)
+ALLOW_UNTRAINED_KEY = "allow_untrained"
+ALLOW_UNTRAINED = f"val:{ALLOW_UNTRAINED_KEY}"
+# The longest suffix BasicSR adds to an experiment name in one file name: the log
+# 'train_<name>_<YYYYmmdd_HHMMSS>.log' (26 bytes), the archive '<name>_archived_<time>' (25), and
+# 'debug_' before it with --debug.
+_NAME_EXTRA = len("train_") + len("_20260101_000000.log") + len("debug_")
+
+# Option keys BasicSR 1.4.2 reads (train.py, test.py, utils/options.py, models/*, data/*:
+# every opt[...] / opt.get(...) at that level) and the plugin's, for :func:`unknown_keys`.
+_DEGRADATION_KEYS = {f"{k}{n}" for n in ("", "2") for k in (
+    "resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
+    "gray_noise_prob", "jpeg_range", "blur_kernel_size", "kernel_list", "kernel_prob", "blur_sigma",
+    "betag_range", "betap_range", "sinc_prob")} | {"second_blur_prob", "final_sinc_prob"}
+_KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset({"name", "model_type", "scale", "num_gpu", "manual_seed", "datasets", "network_g",
+                   "network_d", "path", "train", "val", "logger", "dist_params",
+                   "find_unused_parameters", "is_train", "dist", "rank", "world_size", "auto_resume",
+                   "root_path", "high_order_degradation", "queue_size", "gt_usm", "l1_gt_usm",
+                   "percep_gt_usm", "gan_gt_usm", *_DEGRADATION_KEYS}),
+    "train": frozenset({"ema_decay", "optim_g", "optim_d", "scheduler", "total_iter", "warmup_iter",
+                        "net_d_iters", "net_d_init_iters", "r1_reg_weight", "path_reg_weight",
+                        "net_g_reg_every", "net_d_reg_every", "mixing_prob", "lr_flow", "fix_flow",
+                        "flow_lr_mul", "dcn_lr_mul", "tsa_iter", "path_batch_shrink",
+                        "bf16", "compile"}),  # the last two: MRSRModel's
+    "logger": frozenset({"print_freq", "save_checkpoint_freq", "use_tb_logger", "wandb"}),
+    "path": frozenset({"pretrain_network_g", "pretrain_network_d", "strict_load_g", "strict_load_d",
+                       "param_key_g", "param_key_d", "resume_state", "ignore_resume_networks",
+                       "experiments_root", "models", "training_states", "log", "visualization",
+                       "results_root"}),
+    "val": frozenset({"val_freq", "save_img", "suffix", "pbar", "metrics", "num_val_samples",
+                      "flip_seq", "center_frame_only", ALLOW_UNTRAINED_KEY}),
+}
+# keys of any name a section accepts: losses ('*_opt'), per-network path entries
+_KEY_PATTERNS = {"train": re.compile(r".+_opt$"),
+                 "path": re.compile(r"^(pretrain_network|strict_load|param_key)_.+$")}
 
 
 class OptionsError(ValueError):
@@ -104,6 +145,7 @@ def check_options(opt: dict, path: str = "<options>", *, is_train: bool = True) 
     for key in ("name", "num_gpu", "datasets"):
         if key not in opt:
             raise OptionsError(f"{path}: missing required key {key!r}")
+    check_experiment_name(opt, path)
     registries = {"model": registry.MODEL_REGISTRY, "arch": registry.ARCH_REGISTRY,
                   "dataset": registry.DATASET_REGISTRY, "loss": registry.LOSS_REGISTRY,
                   "metric": registry.METRIC_REGISTRY}
@@ -253,6 +295,95 @@ def _check_values(opt: dict, path: str, is_train: bool) -> None:
               val.get("val_freq"), "a positive integer")
 
 
+def unknown_keys(opt: dict) -> list[str]:
+    """One warning per option key that neither BasicSR 1.4.2 nor the plugin reads (at the top
+    level and under ``train:``, ``val:``, ``logger:`` and ``path:``), naming the nearest known
+    key: BasicSR ignores such keys silently (``vall:`` trains without validation)."""
+    from .models.mr_sr_model import VAL_OPTIONS
+
+    found = []
+    for section, known in _KNOWN_KEYS.items():
+        node = opt.get(section) if section else opt
+        if not isinstance(node, dict):
+            continue
+        if section == "val":
+            known = known | VAL_OPTIONS
+        pattern = _KEY_PATTERNS.get(section)
+        for key in node:
+            if key in known or not isinstance(key, str) or (pattern and pattern.match(key)):
+                continue
+            near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.0)
+            where = f"{section}:{key}" if section else key
+            found.append(f"unknown option {where!r}, which BasicSR ignores (nearest known: "
+                         f"{(section + ':' if section else '') + near[0]!r})")
+    return found
+
+
+def check_experiment_name(opt: dict, path: str = "<options>") -> None:
+    """Raise :class:`OptionsError` unless ``name`` is one safe folder name: BasicSR joins it to
+    ``experiments/``, ``results/`` and ``tb_logger/`` and archives (renames) what is there, so
+    ``../x``, ``.``, an empty name or one with a slash would write or rename outside them; spaces
+    around it would make a second experiment that looks like the first; and a name too long
+    for a file name fails only after folders were made."""
+    name = opt.get("name")
+    if not isinstance(name, str):
+        raise OptionsError(f"{path}: name must be text (one folder name), not {name!r}")
+    problem = None
+    if name.strip() in ("", ".", ".."):
+        problem = "is not a folder name"
+    elif "/" in name or "\\" in name or "\0" in name:
+        problem = "must be one folder name, without '/' or '\\'"
+    elif name != name.strip():
+        problem = "has spaces at its start or end"
+    elif any(not ch.isprintable() for ch in name):
+        problem = "holds control characters"
+    else:
+        limit = os.pathconf(".", "PC_NAME_MAX") - _NAME_EXTRA
+        if len(name.encode("utf-8")) > limit:
+            problem = (f"is {len(name.encode('utf-8'))} bytes long; experiment names can have at most "
+                       f"{limit} (BasicSR adds up to {_NAME_EXTRA} to it in file names)")
+    if problem:
+        raise OptionsError(f"{path}: name {name!r} {problem}")
+
+
+def _writable_folder_problem(folder: Path) -> str | None:
+    """Why files cannot be made in ``folder`` (or in the nearest existing folder above it)."""
+    probe = folder
+    while not probe.exists():
+        if probe.is_symlink():
+            return f"{probe} is a broken symbolic link"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a folder"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".w2amsn-write-check-", dir=probe)
+    except OSError as err:
+        return f"cannot write in {probe} ({err.strerror or err})"
+    os.close(fd)
+    os.unlink(tmp)
+    return None
+
+
+def check_run_folders(opt: dict, path: str = "<options>", *, is_train: bool = True,
+                      root: str | os.PathLike = ".", name: str | None = None) -> None:
+    """Raise :class:`OptionsError` when a folder the run will write into (``experiments/<name>``
+    and its ``models``, ``training_states`` and ``visualization``, or ``results/<name>``; and
+    ``tb_logger/``) cannot be written, before BasicSR makes or renames any folder."""
+    name = str(opt.get("name")) if name is None else name
+    kind = "experiments" if is_train else "results"
+    run = Path(root, kind, name)
+    folders = [run] + [run / sub for sub in ("models", "training_states", "visualization")
+                       if (run / sub).exists()]
+    if is_train and (opt.get("logger") or {}).get("use_tb_logger") and "debug" not in name:
+        folders.append(Path(root, "tb_logger"))
+    if run.exists():  # BasicSR may rename it: that needs the folder above writable
+        folders.append(run.parent)
+    for folder in folders:
+        problem = _writable_folder_problem(folder)
+        if problem:
+            raise OptionsError(f"{path}: the run writes into {folder}: {problem}")
+
+
 def check_data_paths(opt: dict, path: str = "<options>") -> None:
     """Raise :class:`OptionsError` for a dataset ``dataroot_*`` that does not exist (relative
     paths are relative to the current directory, as BasicSR reads them)."""
@@ -282,19 +413,47 @@ def _checkpoint_of(opt: dict, net_key: str, resume_iter: int | None, models: Pat
     return file, f"path:pretrain_{net_key}", param_key
 
 
+def _check_resume(opt: dict, path: str, state: dict, state_file: str | os.PathLike) -> list[str]:
+    """Refuse a ``total_iter`` below the state's iteration (BasicSR would train nothing and say
+    nothing); warn when ``lr`` differs from the one the state's optimizer holds (BasicSR restores
+    the optimizer and scheduler, so the state's wins)."""
+    total = (opt.get("train") or {}).get("total_iter")
+    if _is_number(total) and total < state["iter"]:
+        raise OptionsError(f"{path}: train:total_iter {int(total)} is below iteration {state['iter']} "
+                           f"of {state_file}, which the run resumes from; raise total_iter "
+                           f"(e.g. --force_yml train:total_iter={2 * state['iter']})")
+    warnings = []
+    for index, key in enumerate(k for k in ("optim_g", "optim_d") if k in (opt.get("train") or {})):
+        lr = (opt["train"][key] or {}).get("lr")
+        try:
+            group = state["optimizers"][index]["param_groups"][0]
+            stored = group.get("initial_lr", group["lr"])
+        except (KeyError, IndexError, TypeError):
+            continue
+        if _is_number(lr) and _is_number(stored) and not math.isclose(lr, stored, rel_tol=1e-9):
+            warnings.append(f"train:{key}:lr is {lr:g} but {state_file} was trained with {stored:g}; "
+                            "resuming keeps the state's optimizer and schedule, so the lr stays "
+                            f"{stored:g} (start a new experiment, or set path:resume_state: ~ and "
+                            "path:pretrain_network_g, for a new lr)")
+    return warnings
+
+
 def _check_checkpoints(opt: dict, path: str, *, is_train: bool, auto_resume: bool, name: str,
-                       root: Path) -> None:
+                       root: Path) -> list[str]:
     from .checkpoints import CheckpointError, check_network_checkpoint, load_checkpoint, \
         newest_intact_state
 
     paths = opt.get("path") or {}
     networks = [k for k in opt if k.startswith("network_") and isinstance(opt[k], dict)]
     exp = root / "experiments" / name
-    resume_iter = None
+    resume_iter, warnings = None, []
     if is_train and auto_resume:
-        state, _ = newest_intact_state(exp / "training_states", exp / "models",
-                                       [k.removeprefix("network_") for k in networks])
-        resume_iter = None if state is None else int(state.stem)
+        state_file, _ = newest_intact_state(exp / "training_states", exp / "models",
+                                            [k.removeprefix("network_") for k in networks])
+        if state_file is not None:
+            resume_iter = int(state_file.stem)
+            warnings = _check_resume(opt, path, load_checkpoint(state_file, weights_only=False),
+                                     state_file)
     elif is_train and paths.get("resume_state"):
         try:
             state = load_checkpoint(os.path.expanduser(str(paths["resume_state"])),
@@ -305,9 +464,14 @@ def _check_checkpoints(opt: dict, path: str, *, is_train: bool, auto_resume: boo
             raise OptionsError(f"{path}: path:resume_state: {paths['resume_state']} is not a "
                                "BasicSR training state")
         resume_iter = state["iter"]
+        warnings = _check_resume(opt, path, state, paths["resume_state"])
     for net_key in networks:
         file, where, param_key = _checkpoint_of(opt, net_key, resume_iter, exp / "models")
         if file is None:
+            if not is_train and not (opt.get("val") or {}).get(ALLOW_UNTRAINED_KEY):
+                raise OptionsError(f"{path}: {where} is empty: basicsr test would score a network "
+                                   "with random weights; give the weights file, or set "
+                                   f"{ALLOW_UNTRAINED}: true to test an untrained network")
             continue
         if not isinstance(file, str):
             raise OptionsError(f"{path}: {where} must be a file path or null, not {file!r}")
@@ -318,6 +482,21 @@ def _check_checkpoints(opt: dict, path: str, *, is_train: bool, auto_resume: boo
                                      param_key=param_key)
         except CheckpointError as err:
             raise OptionsError(f"{path}: {where}: {err}") from None
+    return warnings
+
+
+def _check_not_truncated(root: str) -> None:
+    """An LMDB's ``data.mdb`` must hold every page its header counts: reading a page past the end
+    of a truncated copy is SIGBUS (exit 135, no message) in the middle of training."""
+    from .data.lmdb_check import LmdbCheckError
+    from .data.lmdb_io import readonly_env
+
+    env = readonly_env(root)
+    need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    have = os.path.getsize(os.path.join(root, "data.mdb"))
+    if have < need:
+        raise LmdbCheckError(f"{root}: data.mdb is truncated ({have} bytes, its pages need {need}): "
+                             "an interrupted copy? copy or build it again")
 
 
 def _check_databases(opt: dict, path: str, *, is_train: bool) -> None:
@@ -340,30 +519,40 @@ def _check_databases(opt: dict, path: str, *, is_train: bool) -> None:
             else:
                 for root in roots.values():
                     check_lmdb(root)
+            for root in roots.values():
+                _check_not_truncated(root)
         except LmdbCheckError as err:
             raise OptionsError(f"{path}: datasets:{phase}: {err}") from None
 
 
 def check_run_inputs(opt: dict, path: str = "<options>", *, is_train: bool = True,
                      auto_resume: bool = False, debug: bool = False,
-                     root: str | os.PathLike = ".") -> None:
+                     root: str | os.PathLike = ".") -> list[str]:
     """Check the files a ``basicsr train|test`` run will read, as BasicSR will use them, before it
     creates (or archives) any folder: each network's checkpoint (``pretrain_network_*``, or when
     resuming the newest intact state's networks) loads and fits its network, and each LMDB
     dataset is an LMDB whose GT/LQ keys and ``meta_info.txt`` shapes fit ``scale`` and the
-    training patch. ``root`` is where ``experiments/`` lives (the working directory)."""
+    training patch; the run's folders can be written (:func:`check_run_folders`); a test has
+    weights (or says ``val: allow_untrained: true``); and a resumed state fits ``total_iter``.
+    ``root`` is where ``experiments/`` lives (the working directory). Returns warnings (one line
+    each): unknown option keys, an ``lr`` that resuming will not apply."""
     name = str(opt.get("name"))
     if debug and not name.startswith("debug"):  # basicsr/utils/options.py:134-135
         name = "debug_" + name
-    _check_checkpoints(opt, path, is_train=is_train, auto_resume=auto_resume, name=name,
-                       root=Path(root))
+    check_run_folders(opt, path, is_train=is_train, root=root, name=name)
+    warnings = unknown_keys(opt)
+    warnings += _check_checkpoints(opt, path, is_train=is_train, auto_resume=auto_resume, name=name,
+                                   root=Path(root))
     _check_databases(opt, path, is_train=is_train)
+    return warnings
 
 
 def check_options_file(path: str, *, force_yml: Iterable[str] | None = None,
                        is_train: bool = True, check_paths: bool = True) -> dict:
     """Read ``path`` like BasicSR does, apply ``--force_yml``, check it and (``check_paths``)
     that its datasets exist relative to the current directory; return the dict."""
+    if os.path.isdir(path):
+        raise OptionsError(f"{path}: is a folder, not an options file")
     if not os.path.isfile(path):
         raise OptionsError(f"{path}: options file not found")
     try:

@@ -12,6 +12,11 @@ Differences from ``basicsr.models.sr_model.SRModel`` (tracked: BasicSR 1.4.2):
   value of each metric and BasicSR's best-metric tracking use the per-set value.
 - ``_update_best_metric_result``: in training, also saves ``models/net_g_best.pth`` (atomically)
   when the foreground PSNR improves; after a resume it starts from the best value stored in it.
+- A NaN or infinite training loss stops the run (``NonFiniteLoss``, one line naming the first such
+  iteration) before anything is logged, validated or saved after it, so the newest checkpoint
+  is still a finite one; the check costs no host sync per step (the iteration is kept on the
+  device and read every ``print_freq``, before each save and validation). A checkpoint that cannot
+  be written stops the run too (``SaveFailed``).
 
 Options under ``val:`` besides BasicSR's (``val_freq``, ``save_img``, ``suffix``, ``pbar``,
 ``metrics``):
@@ -32,6 +37,8 @@ Options under ``val:`` besides BasicSR's (``val_freq``, ``save_img``, ``suffix``
   ``path.results_root`` (test) or ``path.visualization`` (training; names end in ``_<iter>``).
 - ``method_name`` (str): column name in the tables; default ``network_g.type`` plus ``+`` with
   self-ensemble (``W2AMSN+``).
+- ``allow_untrained`` (bool, False): lets ``basicsr test`` run with ``pretrain_network_g: ~``
+  (random weights); without it such a test is refused before it starts.
 - ``best_metric`` (str): the ``val.metrics`` entry that selects ``net_g_best.pth``; default the
   first entry of type ``calculate_psnr_fg``; none -> no best checkpoint. It follows the first
   validation dataset.
@@ -54,6 +61,7 @@ slice index are parsed from ``<subject>_<modality>_s<slice>`` keys, else the key
 """
 from __future__ import annotations
 
+import os
 import re
 from collections import OrderedDict
 from os import path as osp
@@ -70,10 +78,12 @@ from torch import Tensor
 from tqdm import tqdm
 
 from .. import device_caps
+from ..checkpoints import save_or_stop
+from ..run_guard import NonFiniteLoss
 from ..metrics import FLOAT_METRICS
 from ..archs.self_ensemble import self_ensemble
 from ..data.slice_bank import get_bank
-from ..results.files import atomic_write, write_csv, write_text
+from ..results.files import write_csv, write_text
 from ..results.tables import BICUBIC, slice_rows, table_iii_markdown, volume_rows
 from ..results.volume_scores import SliceScores, aggregate_volumes, set_means
 
@@ -87,7 +97,7 @@ _BEST_FILE = "net_g_best.pth"
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 #: every key MRSRModel reads under ``val:`` (BasicSR 1.4.2's and ours), for the options check
 VAL_OPTIONS = frozenset({"val_freq", "save_img", "suffix", "pbar", "metrics", "bf16", "results_table",
-                         "method_name", "best_metric", *_BOOL_OPTIONS})
+                         "method_name", "best_metric", "allow_untrained", *_BOOL_OPTIONS})
 
 
 def _item(batch: dict[str, Any], name: str, b: int) -> Any:
@@ -148,6 +158,7 @@ class MRSRModel(SRModel):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
         self._train_forward = self.net_g
+        self._nonfinite_iter = torch.zeros((), dtype=torch.long, device=self.device)
         if self.is_train and train_compile is not False:
             mode = None if train_compile is True else train_compile
             self._train_forward = torch.compile(self.net_g, mode=mode)
@@ -187,16 +198,50 @@ class MRSRModel(SRModel):
                     loss_dict["l_percep"] = l_percep
                 if l_style is not None:
                     loss_dict["l_style"] = l_style
-        sum(loss_dict.values()).backward()
+        loss = sum(loss_dict.values())
+        loss.backward()
         self.optimizer_g.step()
         self.log_dict = OrderedDict((k, v.detach()) for k, v in loss_dict.items())
+        # the first iteration whose loss is not finite, kept on the device (no host sync per step)
+        bad = ~torch.isfinite(loss.detach()) & (self._nonfinite_iter == 0)
+        self._nonfinite_iter = torch.where(bad, current_iter, self._nonfinite_iter)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
     def get_current_log(self) -> dict[str, float]:
         """The last step's losses as floats, averaged over DDP ranks (BasicSR's
         ``reduce_loss_dict``): the training loop's only host sync, every ``print_freq``."""
+        self._stop_if_not_finite()
         return self.reduce_loss_dict(self.log_dict)
+
+    def _stop_if_not_finite(self) -> None:
+        """:class:`~w2amsn_plugin.run_guard.NonFiniteLoss` naming the first iteration whose loss
+        was NaN or infinite (or the weights, if they are): called before anything is logged,
+        validated or saved, so every checkpoint on disk is from before it."""
+        if not self.is_train:
+            return
+        first = int(self._nonfinite_iter)
+        if not first and bool(torch.stack([torch.isfinite(p).all() for p in self.net_g.parameters()]).all()):
+            return
+        states = self.opt["path"].get("training_states", "training_states")
+        found = [int(n.split(".")[0]) for n in os.listdir(states) if re.fullmatch(r"\d+\.state", n)] \
+            if osp.isdir(states) else []
+        kept = (f"the newest checkpoint, {osp.join(states, f'{max(found)}.state')}, is from before it"
+                if found else "no checkpoint was saved")
+        when = f"at iteration {first}" if first else "(in the network's weights)"
+        raise NonFiniteLoss(f"the training loss became NaN or infinite {when}: training stopped "
+                            f"and nothing was saved after it; {kept}. Lower train:optim_g:lr, "
+                            "then resume with --auto_resume")
+
+    def save(self, epoch: int, current_iter: int) -> None:
+        """SRModel's save, refused (the run stops) once the loss or weights are not finite."""
+        self._stop_if_not_finite()
+        super().save(epoch, current_iter)
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False) -> None:
+        """BaseModel's validation, refused (the run stops) once the loss or weights are not finite."""
+        self._stop_if_not_finite()
+        super().validation(dataloader, current_iter, tb_logger, save_img)
 
     # -- inference -------------------------------------------------------------------------
     def _val_opt(self, name: str, default: Any = None) -> Any:
@@ -347,5 +392,5 @@ class MRSRModel(SRModel):
             state[key] = {k.removeprefix("module."): v.cpu() for k, v in params.items()}
         state["best"] = dict(dataset=dataset_name, metric=metric, val=float(val), iter=int(current_iter))
         path = osp.join(self.opt["path"]["models"], _BEST_FILE)
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        save_or_stop(state, path)
         get_root_logger().info(f"Saved {path} ({metric} {val:.4f} @ iter {current_iter})")
