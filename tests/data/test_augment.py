@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from w2amsn_plugin.data.augment import MRAugment, bias_field, resample, rician_noise, t2_like
+from w2amsn_plugin.data.augment import (MRAugment, bias_field, epi_readout, gibbs_ringing, nyquist_ghost,
+                                        resample, rician_noise, t2_like)
 from w2amsn_plugin.data.degradations import bicubic_downscale
 
 OFF = dict(p_zoom=0, p_gamma=0, p_invert=0, p_bias=0, p_window=0, p_noise=0)
@@ -74,13 +75,13 @@ def test_bad_options_are_refused_by_name(opt, word):
 
 
 def test_dataset_hook_makes_lr_from_the_augmented_hr(tmp_path):
-    from w2amsn_plugin.data.demo_testset import build_test_set
+    from w2amsn_plugin.data.demo_testset import DemoScan, build_slice_set
     from w2amsn_plugin.data.ixi_paired_dataset import IXIPairedDataset
     from w2amsn_plugin.protocol import database_path
     from w2amsn_plugin.data.samples import sample_path
 
-    build_test_set(sample_path("colin27_t1"), "Colin27", "T1", tmp_path, (64, 64, 16), slice_mm=8,
-                   log=lambda m: None)
+    build_slice_set([DemoScan("Colin27", str(sample_path("colin27_t1")), "")], "T1", "test", tmp_path,
+                    (64, 64, 16), slice_mm=8, log=lambda m: None)
     opt = {"dataroot_gt": database_path(str(tmp_path), "T1", "test"),
            "dataroot_lq": database_path(str(tmp_path), "T1", "test", 2), "io_backend": {"type": "lmdb"},
            "scale": 2, "phase": "train", "gt_size": 32, "mr_augment": {"p_noise": 1.0, "snr": [10, 10]}}
@@ -92,3 +93,38 @@ def test_dataset_hook_makes_lr_from_the_augmented_hr(tmp_path):
     np.testing.assert_allclose(lq, np.clip(bicubic_downscale(gt, 2), 0, 1), atol=1e-5)
     with pytest.raises(ValueError, match="mr_augment"):
         IXIPairedDataset({**opt, "mr_augment": {"gamma_x": 1}})
+
+
+def test_epi_readout_blurs_and_shifts_along_one_axis_only():
+    img = _phantom()
+    blurred = epi_readout(img, 1.5, 0.0, 0, np.random.default_rng(0))
+    # rows (axis 0) blurred: a column profile changes, a row profile of a constant band does not
+    assert not np.allclose(blurred[:, 32], img[:, 32])
+    flat = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))  # varies along axis 1 only
+    np.testing.assert_allclose(epi_readout(flat, 1.5, 0.0, 0, np.random.default_rng(0)), flat, atol=1e-6)
+    moved = epi_readout(flat.T.copy(), 0.0, 2.0, 0, np.random.default_rng(1))
+    shift = np.abs(moved - flat.T).max() * 63  # a gradient of 1/63 per pixel: displacement in pixels
+    assert 0.1 < shift <= 2.0 + 1e-4
+
+
+def test_gibbs_ringing_rings_at_edges_and_keeps_full_kspace_unchanged():
+    img = _phantom()
+    np.testing.assert_allclose(gibbs_ringing(img, 1.0, 1), img, atol=1e-5)
+    rung = gibbs_ringing(img, 0.5, 1)
+    assert rung.max() > img.max() + 0.03  # overshoot at the edges
+    np.testing.assert_allclose(rung[:, 32].mean(), img[:, 32].mean(), atol=0.05)
+
+
+def test_nyquist_ghost_is_a_half_fov_copy():
+    img = _phantom()
+    ghosted = nyquist_ghost(img, 0.1, 0)
+    np.testing.assert_allclose(ghosted - img, 0.1 * np.roll(img, 32, axis=0), atol=1e-6)
+
+
+def test_artefact_steps_are_off_by_default_and_validated():
+    img = _phantom()
+    on = MRAugment(**OFF, p_epi=1.0, p_gibbs=1.0, p_ghost=1.0)(img, 64, np.random.default_rng(0))
+    assert not np.allclose(on, img) and on.min() >= 0 and on.max() <= 1
+    assert MRAugment().p_epi == MRAugment().p_gibbs == MRAugment().p_ghost == 0.0
+    with pytest.raises(ValueError, match="p_gibbs"):
+        MRAugment.from_options({"p_gibbs": 2})

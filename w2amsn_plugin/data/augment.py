@@ -17,6 +17,18 @@ Steps, in acquisition order (each drawn with its own probability):
 4. a random intensity window (clip and rescale);
 5. Rician noise (the magnitude of complex Gaussian noise) at a white-matter SNR drawn from
    ``snr`` (signal level ``signal_level`` of the [0, 1]-normalised volume).
+
+Acquisition artefacts of ordinary scans beyond those (off unless their probability is set), drawn
+after the resolution step and before the contrast:
+
+- EPI-like readout (``p_epi``): blur along the phase-encoding axis (a Gaussian of sigma up to
+  ``epi_blur`` pixels: T2* decay over the echo train) and a smooth geometric distortion along it
+  (a displacement of up to ``epi_shift`` pixels varying over the image: off-resonance);
+- Gibbs ringing (``p_gibbs``): the patch's k-space cut to a central fraction drawn from
+  ``gibbs`` along one axis (a truncated acquisition matrix);
+- motion ghosts (``p_ghost``): a copy of the image shifted by half the field of view along the
+  phase-encoding axis, at an amplitude drawn from ``ghost`` (the N/2 ghost of EPI and of
+  periodic motion).
 """
 from __future__ import annotations
 
@@ -27,7 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["MRAugment", "rician_noise", "bias_field", "t2_like", "resample"]
+__all__ = ["MRAugment", "rician_noise", "bias_field", "t2_like", "resample", "epi_readout",
+           "gibbs_ringing", "nyquist_ghost"]
 
 #: a normalised value above this is inside the head for the T2-like inversion
 _HEAD_LEVEL = 0.04
@@ -66,6 +79,39 @@ def resample(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out[0, 0].numpy()
 
 
+def epi_readout(img: np.ndarray, sigma: float, shift: float, axis: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """Blur ``img`` along ``axis`` (Gaussian, ``sigma`` pixels) and displace it along that axis by
+    a smooth field of amplitude up to ``shift`` pixels (linear interpolation)."""
+    from scipy.ndimage import gaussian_filter1d, map_coordinates
+
+    out = gaussian_filter1d(img, sigma, axis=axis, mode="nearest") if sigma > 0 else img
+    if shift > 0:
+        field = bias_field(img.shape, 1.0, rng)  # smooth, in [e^-1, e]
+        disp = shift * np.log(field)  # smooth, in [-shift, shift]
+        coords = list(np.meshgrid(*(np.arange(n, dtype=np.float32) for n in img.shape), indexing="ij"))
+        coords[axis] = coords[axis] + disp
+        out = map_coordinates(out, coords, order=1, mode="nearest")
+    return out.astype(img.dtype)
+
+
+def gibbs_ringing(img: np.ndarray, keep: float, axis: int) -> np.ndarray:
+    """Keep the central ``keep`` fraction of ``img``'s k-space along ``axis`` (the rest zeroed) and
+    return the magnitude: ringing at every edge across that axis."""
+    n = img.shape[axis]
+    spectrum = np.fft.fftshift(np.fft.fft(img, axis=axis), axes=axis)
+    half = max(1, int(round(n * keep / 2)))
+    mask = np.zeros(n, bool)
+    mask[max(0, n // 2 - half):n // 2 + half] = True
+    spectrum *= mask.reshape([-1 if a == axis else 1 for a in range(img.ndim)])
+    return np.abs(np.fft.ifft(np.fft.ifftshift(spectrum, axes=axis), axis=axis)).astype(img.dtype)
+
+
+def nyquist_ghost(img: np.ndarray, amplitude: float, axis: int) -> np.ndarray:
+    """``img`` plus ``amplitude`` times itself shifted by half the field of view along ``axis``."""
+    return (img + amplitude * np.roll(img, img.shape[axis] // 2, axis=axis)).astype(img.dtype)
+
+
 @dataclass(frozen=True)
 class MRAugment:
     """Probabilities and ranges of each step (see the module docstring); the dataset key
@@ -85,6 +131,13 @@ class MRAugment:
     p_noise: float = 0.7
     snr: tuple[float, float] = (12.0, 60.0)
     signal_level: float = 0.75
+    p_epi: float = 0.0
+    epi_blur: float = 1.5
+    epi_shift: float = 2.0
+    p_gibbs: float = 0.0
+    gibbs: tuple[float, float] = (0.5, 0.85)
+    p_ghost: float = 0.0
+    ghost: tuple[float, float] = (0.02, 0.1)
 
     @classmethod
     def from_options(cls, opt: Mapping[str, Any]) -> MRAugment:
@@ -97,7 +150,8 @@ class MRAugment:
         kw = {k: (tuple(float(x) for x in v) if isinstance(v, (list, tuple)) else float(v))
               for k, v in opt.items()}
         aug = cls(**kw)
-        for name in ("p_zoom", "p_gamma", "p_invert", "p_bias", "p_window", "p_noise"):
+        for name in ("p_zoom", "p_gamma", "p_invert", "p_bias", "p_window", "p_noise", "p_epi",
+                     "p_gibbs", "p_ghost"):
             if not 0.0 <= getattr(aug, name) <= 1.0:
                 raise ValueError(f"mr_augment: {name} must be in [0, 1], got {getattr(aug, name)}")
         if aug.max_zoom < 1.0:
@@ -117,6 +171,16 @@ class MRAugment:
         """Augment one ``h x w`` float32 patch in [0, 1] (``h = w`` from :meth:`crop_size`) and
         return a ``size x size`` float32 patch in [0, 1]."""
         img = patch if patch.shape == (size, size) else resample(patch, (size, size))
+        img = np.clip(img, 0.0, 1.0).astype(np.float32)
+        # the phase-encoding axis of this patch's artefacts (drawn only when they are on)
+        axis = int(rng.integers(2)) if self.p_epi or self.p_gibbs or self.p_ghost else 0
+        if rng.random() < self.p_epi:
+            img = epi_readout(img, rng.uniform(0.0, self.epi_blur), rng.uniform(0.0, self.epi_shift),
+                              axis, rng)
+        if rng.random() < self.p_gibbs:
+            img = gibbs_ringing(img, rng.uniform(*self.gibbs), axis)
+        if rng.random() < self.p_ghost:
+            img = nyquist_ghost(img, rng.uniform(*self.ghost), axis)
         img = np.clip(img, 0.0, 1.0).astype(np.float32)
         if rng.random() < self.p_gamma:
             img = img ** np.float32(np.exp(rng.uniform(*np.log(self.gamma))))
