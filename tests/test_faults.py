@@ -6,6 +6,7 @@ IXI LMDBs (48x48 slices), a few seconds per run on a CPU."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -495,3 +496,220 @@ def test_output_paths_are_checked_before_the_work(argv, words, tmp_path, capsys)
     err = _one_error_line(capsys)
     assert "error:" in err and words in err
     assert time.monotonic() - start < 30, "refused before any measuring or training (minutes)"
+
+
+# ------------------------------------------------------------------- names, folders, options
+@pytest.mark.parametrize("name, words", [
+    ("../../victim", "one folder name"), ("../../work", "one folder name"), (".", "not a folder name"),
+    ("", "not a folder name"), ("tiny ", "spaces at its start or end"), ("a/b", "one folder name"),
+    ("x" * 240, "240 bytes long")])
+def test_unsafe_experiment_name_is_refused_before_anything(name, words, db, tmp_path, monkeypatch, capsys):
+    """A name with path parts would write (or archive) outside experiments/; a trailing space makes
+    a look-alike second experiment; 240 characters fail after folders were made (BasicSR)."""
+    work = tmp_path / "work" / "run"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    opt = _options(work, db)
+    opt.write_text(yaml.safe_dump({**yaml.safe_load(opt.read_text()), "name": name}, sort_keys=False))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert basicsr_main(["train", "-opt", str(opt)]) == 2
+    err = _one_error_line(capsys)
+    assert "name" in err and words in err, err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, "nothing made or moved"
+
+
+@pytest.mark.parametrize("where", ["experiments_is_a_file", "read_only_folder"])
+def test_unwritable_experiments_folder_is_one_line_before_the_run(where, db, tmp_path, monkeypatch, capsys):
+    opt = _options(tmp_path, db)
+    if where == "experiments_is_a_file":
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "experiments").write_text("not a folder")
+        words = "is not a folder"
+    else:  # /proc refuses new files even to root, as a read-only mount would
+        monkeypatch.chdir("/proc")
+        words = "cannot write in /proc"
+    assert basicsr_main(["train", "-opt", str(opt)]) == 2
+    err = _one_error_line(capsys)
+    assert "experiments" in err and words in err, err
+
+
+def test_options_path_that_is_a_folder(tmp_path, capsys):
+    assert basicsr_main(["train", "-opt", str(tmp_path)]) == 2
+    assert "is a folder, not an options file" in _one_error_line(capsys)
+
+
+def test_test_without_weights_is_refused_unless_the_options_say_so(db, tmp_path, monkeypatch, capsys):
+    from w2amsn_plugin.option_check import check_options_file, check_run_inputs
+
+    monkeypatch.chdir(tmp_path)
+    opt = _options(tmp_path, db, phase="test")  # pretrain_network_g: null
+    assert basicsr_main(["test", "-opt", str(opt)]) == 2
+    err = _one_error_line(capsys)
+    assert "path:pretrain_network_g is empty" in err and "val:allow_untrained: true" in err
+    assert not (tmp_path / "results").exists()
+    data = yaml.safe_load(opt.read_text())
+    data["val"]["allow_untrained"] = True
+    opt.write_text(yaml.safe_dump(data))
+    checked = check_options_file(str(opt), is_train=False)
+    assert check_run_inputs(checked, str(opt), is_train=False, root=tmp_path) == []
+
+
+def test_option_typos_are_warned_with_the_nearest_known_key(db, tmp_path):
+    from w2amsn_plugin.option_check import unknown_keys
+
+    opt = yaml.safe_load(_options(tmp_path, db).read_text())
+    opt["vall"] = opt.pop("val")
+    opt["netwrok_g"] = dict(NET)
+    opt["train"]["totl_iter"] = 10
+    opt["train"]["bf16"] = False  # the plugin's own keys and BasicSR's are known
+    opt["path"]["strict_load_d"] = True
+    warnings = unknown_keys(opt)
+    assert len(warnings) == 3, warnings
+    for typo, near in (("'vall'", "'val'"), ("'netwrok_g'", "'network_g'"),
+                       ("'train:totl_iter'", "'train:total_iter'")):
+        assert any(typo in w and f"nearest known: {near}" in w for w in warnings), (typo, warnings)
+
+
+def _resumable(tmp_path: Path, iteration: int, lr: float) -> None:
+    """experiments/tiny with an intact state and network of ``iteration`` trained with ``lr``."""
+    from w2amsn_plugin.archs.w2amsn_arch import W2AMSN
+
+    exp = tmp_path / "experiments" / "tiny"
+    (exp / "models").mkdir(parents=True)
+    (exp / "training_states").mkdir()
+    net = W2AMSN(**{k: v for k, v in NET.items() if k != "type"})
+    torch.save({"params": net.state_dict()}, exp / "models" / f"net_g_{iteration}.pth")
+    optim = torch.optim.Adam(net.parameters(), lr=lr)
+    for group in optim.param_groups:
+        group["initial_lr"] = lr
+    torch.save({"epoch": 0, "iter": iteration, "optimizers": [optim.state_dict()], "schedulers": []},
+               exp / "training_states" / f"{iteration}.state")
+
+
+def test_resume_checks_total_iter_and_warns_about_an_edited_lr(db, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _resumable(tmp_path, 6, lr=1e-3)
+    opt = str(_options(tmp_path, db))
+    assert basicsr_main(["train", "-opt", opt, "--auto_resume", "--force_yml", "train:total_iter=4"]) == 2
+    err = _one_error_line(capsys)
+    assert "train:total_iter 4 is below iteration 6" in err and "6.state" in err
+
+    from w2amsn_plugin.option_check import check_options_file, check_run_inputs
+
+    checked = check_options_file(opt, force_yml=["train:total_iter=8", "train:optim_g:lr=0.01"])
+    warnings = check_run_inputs(checked, opt, auto_resume=True, root=tmp_path)
+    assert len(warnings) == 1 and "train:optim_g:lr is 0.01" in warnings[0]
+    assert "trained with 0.001" in warnings[0] and "stays 0.001" in warnings[0]
+    checked = check_options_file(opt, force_yml=["train:total_iter=8"])
+    assert check_run_inputs(checked, opt, auto_resume=True, root=tmp_path) == []
+
+
+# ------------------------------------------------------------------------- stopping a run
+def test_nan_loss_stops_at_its_iteration_and_keeps_the_last_finite_checkpoint(db, tmp_path, monkeypatch,
+                                                                             capsys):
+    from basicsr.losses.basic_loss import L1Loss
+
+    monkeypatch.chdir(tmp_path)
+    calls, forward = [0], L1Loss.forward
+
+    def diverging(self, pred, target, weight=None, **kwargs):
+        calls[0] += 1
+        loss = forward(self, pred, target, weight, **kwargs)
+        return loss * float("nan") if calls[0] >= 3 else loss  # iteration 3 on (no validation calls it)
+
+    monkeypatch.setattr(L1Loss, "forward", diverging)
+    assert basicsr_main(["train", "-opt", str(_options(tmp_path, db, total_iter=6))]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("basicsr train: error: the training loss became NaN") and "iteration 3" in last
+    assert "2.state" in last
+    exp = tmp_path / "experiments" / "tiny"
+    assert sorted(p.name for p in (exp / "training_states").iterdir()) == ["2.state"]
+    assert sorted(p.name for p in (exp / "models").iterdir()) == ["net_g_2.pth", "net_g_best.pth"]
+    for name in ("net_g_2.pth", "net_g_best.pth"):
+        params = torch.load(exp / "models" / name, weights_only=True)["params"]
+        assert all(torch.isfinite(v).all() for v in params.values()), name
+
+
+# disk full (or a read-only folder) while writing the checkpoints of iteration 4
+FAIL_SAVE_AT_4 = """
+import errno, os, sys
+real_fsync = os.fsync
+def fsync(fd):
+    if "4.w2amsn-partial-" in os.readlink(f"/proc/self/fd/{fd}"):
+        raise OSError(getattr(errno, sys.argv.pop(1)), "injected")
+    return real_fsync(fd)
+os.fsync = fsync
+from w2amsn_plugin.cli import basicsr_main
+sys.exit(basicsr_main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("error, words", [("ENOSPC", "No space left on device"),
+                                          ("EROFS", "Read-only file system")])
+def test_failed_checkpoint_save_stops_the_run_and_keeps_the_earlier_ones(error, words, db, tmp_path):
+    opt = str(_options(tmp_path, db, total_iter=8))
+    out = _python(FAIL_SAVE_AT_4, tmp_path, error, "train", "-opt", opt)
+    assert out.returncode == 2, out.stderr[-3000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("basicsr train: error: ") and "net_g_4.pth: cannot be saved" in last, last
+    assert words in last and "Traceback" not in out.stderr and "Just ignore it" not in out.stderr
+    exp = tmp_path / "experiments" / "tiny"
+    files = sorted(str(p.relative_to(exp)) for p in exp.rglob("*") if p.is_file() and "log" not in p.name)
+    assert [f for f in files if not f.endswith(".yml")] == [
+        "models/net_g_2.pth", "models/net_g_best.pth", "training_states/2.state"], files
+    assert torch.load(exp / "training_states" / "2.state", weights_only=False)["iter"] == 2
+
+
+def test_sigterm_during_training_saves_and_resumes_and_a_second_run_is_refused(db, tmp_path):
+    """A second `basicsr train` of a running experiment refuses naming the pid; SIGTERM saves the
+    last finished iteration (not only the last checkpoint), exit 143, one line; --auto_resume
+    continues from it."""
+    opt = str(_options(tmp_path, db, total_iter=100000))
+    proc = subprocess.Popen([str(BIN / "basicsr"), "train", "-opt", opt, "--force_yml",
+                             "logger:save_checkpoint_freq=1000", "val:val_freq=1000"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    exp = tmp_path / "experiments" / "tiny"
+    try:
+        _wait_for(lambda: any(re.search(r"iter:\s+5,", p.read_text()) for p in exp.glob("train_*.log")),
+                  120, "iteration 5")
+        second = _basicsr(tmp_path, "train", "-opt", opt, "--auto_resume")
+        assert second.returncode == 2 and f"pid {proc.pid}" in second.stderr, second.stderr[-2000:]
+        assert len(second.stderr.strip().splitlines()) == 1
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("basicsr train: stopped: stopped by SIGTERM; saved") and "Traceback" not in err
+    (state,) = list((exp / "training_states").glob("*.state"))
+    saved = int(state.stem)
+    assert saved >= 5 and (exp / "models" / f"net_g_{saved}.pth").is_file()
+    out = _basicsr(tmp_path, "train", "-opt", opt, "--auto_resume", "--force_yml",
+                   f"train:total_iter={saved + 2}", "logger:save_checkpoint_freq=1000", "val:val_freq=1000")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert _log_has(exp, f"iter: {saved}.")
+
+
+def test_sigterm_before_the_first_checkpoint_restores_the_archived_experiment(db, tmp_path, monkeypatch,
+                                                                              capsys):
+    """SIGTERM after BasicSR archived the earlier run (here: while the model is built): the archive
+    gets its name back (the next --auto_resume finds its states), exit 143, one line."""
+    import basicsr.train as bs_train
+
+    monkeypatch.chdir(tmp_path)
+    exp = _previous_run(tmp_path, "tiny")
+    before = _tree(exp)
+
+    def build_model(_opt):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("SIGTERM was not handled")
+
+    monkeypatch.setattr(bs_train, "build_model", build_model)
+    assert basicsr_main(["train", "-opt", str(_options(tmp_path, db))]) == 143
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "restored" in lines[-2] and lines[-1].startswith("basicsr train: stopped: stopped by SIGTERM")
+    assert sorted(p.name for p in (tmp_path / "experiments").iterdir()) == ["tiny"], "lock removed too"
+    assert {k: v for k, v in _tree(exp).items() if not k.endswith(".log")} == before

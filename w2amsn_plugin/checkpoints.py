@@ -77,7 +77,12 @@ def load_checkpoint(path: str | os.PathLike, *, weights_only: bool = True) -> An
     try:
         return torch.load(p, map_location="cpu", weights_only=weights_only)
     except Exception as err:  # noqa: BLE001  (torch raises many types for a bad file)
-        raise CheckpointError(f"{path}: cannot be loaded ({size} bytes): {_reason(err)}") from None
+        with open(p, "rb") as f:
+            head = f.read(4)
+        # torch.save writes a zip archive (PK..); the legacy format starts with a pickle opcode
+        reason = _reason(err) if head == b"PK\x03\x04" or head[:1] == b"\x80" else \
+            "not a PyTorch checkpoint of tensors"
+        raise CheckpointError(f"{path}: cannot be loaded ({size} bytes): {reason}") from None
 
 
 def network_params(ckpt: Any, path: str | os.PathLike, param_key: str | None) -> dict:
