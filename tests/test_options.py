@@ -60,7 +60,8 @@ def test_paper_schedule():
     assert train["total_iter"] == 500_000
     assert train["scheduler"] == {"type": "MultiStepLR", "gamma": 0.5,
                                   "milestones": [100_000, 200_000, 300_000, 400_000]}
-    assert next(iter(opt["val"]["metrics"].values()))["type"] == "calculate_psnr_fg"
+    first = {"whole": "calculate_psnr_mr", "foreground": "calculate_psnr_fg"}[ex.METRICS_FIRST]
+    assert next(iter(opt["val"]["metrics"].values()))["type"] == first
 
 
 @pytest.mark.parametrize("path", OPTIONS, ids=lambda p: str(p.relative_to(REPO / "options")))

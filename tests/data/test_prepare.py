@@ -20,6 +20,7 @@ import pytest
 import w2amsn_plugin  # noqa: F401  (compat before basicsr)
 from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.data import prepare
+from w2amsn_plugin.data.fake_bids import make_fake_bids_tree
 from w2amsn_plugin.data.fake_ixi import make_fake_ixi_tree
 from w2amsn_plugin.data.lmdb_io import read_meta_keys, readonly_env
 from w2amsn_plugin.data.prep_pool import WorkerDied, WorkerPool
@@ -35,27 +36,6 @@ def volumes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return make_fake_ixi_tree(tmp_path_factory.mktemp("src"), 8, ("T1",), shape=SHAPE, seed=3)
 
 
-def make_bids(root: Path, volumes: list[Path]) -> Path:
-    """sub-01..sub-06 with a T1w each, sub-03 with two sessions, plus files that must be ignored
-    (a T2w, a derivatives folder, a file outside anat/)."""
-    (root / "dataset_description.json").parent.mkdir(parents=True, exist_ok=True)
-    (root / "dataset_description.json").write_text('{"Name": "toy", "BIDSVersion": "1.8.0"}')
-    for i in range(1, 7):
-        anat = root / f"sub-{i:02d}" / "anat"
-        anat.mkdir(parents=True)
-        shutil.copy(volumes[i], anat / f"sub-{i:02d}_T1w.nii.gz")
-    shutil.rmtree(root / "sub-03" / "anat")
-    for ses in (1, 2):
-        anat = root / "sub-03" / f"ses-{ses}" / "anat"
-        anat.mkdir(parents=True)
-        shutil.copy(volumes[ses], anat / f"sub-03_ses-{ses}_T1w.nii.gz")
-    shutil.copy(volumes[7], root / "sub-01" / "anat" / "sub-01_T2w.nii.gz")
-    (root / "derivatives" / "sub-01" / "anat").mkdir(parents=True)
-    shutil.copy(volumes[7], root / "derivatives" / "sub-01" / "anat" / "sub-01_T1w.nii.gz")
-    shutil.copy(volumes[7], root / "sub-02" / "sub-02_T1w.nii.gz")
-    return root
-
-
 def _manifest(out: Path, name: str) -> dict:
     return json.loads((out / name).read_text())
 
@@ -66,7 +46,7 @@ def _keys(path: Path) -> list[str]:
 
 
 def test_bids_dataset_subjects_never_share_a_split(volumes, tmp_path, capsys):
-    root, out = make_bids(tmp_path / "toy-bids", volumes), tmp_path / "db"
+    root, out = make_fake_bids_tree(tmp_path / "toy-bids", volumes), tmp_path / "db"
     assert w2amsn_main(["prepare", "--root", str(root), "--out", str(out), "--workers", "1",
                         "--split", "4", "1", "1", *SMALL]) == 0
     m = _manifest(out, "toy-bids_T1w_split.json")
@@ -174,7 +154,7 @@ def test_symlinked_modality_folder_is_followed(volumes, tmp_path):
 
 
 def test_identical_runs_give_identical_bytes_with_zeroed_pages(volumes, tmp_path):
-    root = make_bids(tmp_path / "toy", volumes)
+    root = make_fake_bids_tree(tmp_path / "toy", volumes)
     outs = [tmp_path / "a", tmp_path / "b"]
     for out, workers in zip(outs, ("1", "2")):  # two workers finish in any order
         assert w2amsn_main(["prepare", "--root", str(root), "--out", str(out), "--workers", workers,
@@ -264,7 +244,7 @@ def test_ctrl_c_while_workers_start_gives_one_line_and_no_traceback(tmp_path):
 
 def test_disk_full_while_staging_is_one_line_and_keeps_the_staged_volumes(volumes, tmp_path,
                                                                           monkeypatch, capsys):
-    root = make_bids(tmp_path / "toy", volumes)
+    root = make_fake_bids_tree(tmp_path / "toy", volumes)
     out = tmp_path / "db"
     real_put = prepare.Staging.commit
     calls = []

@@ -1,5 +1,7 @@
-"""Paired LR/HR MR slices from the databases of ``scripts/make_ixi_lmdb.py`` (paper section
-IV-A; docs/data.md), registered in BasicSR's ``DATASET_REGISTRY`` as ``IXIPairedDataset``.
+"""Paired LR/HR MR slices from the databases ``w2amsn prepare`` (or ``prepare-ixi``) writes, of
+any dataset (paper section IV-A; docs/data.md), registered in BasicSR's ``DATASET_REGISTRY`` as
+``MRSliceDataset`` (``IXIPairedDataset``, :mod:`.ixi_paired_dataset`, is the same dataset under
+the name older options files use).
 """
 from __future__ import annotations
 
@@ -16,15 +18,16 @@ from torch.utils import data
 from . import slice_bank
 from .augment import MRAugment
 from .degradations import bicubic_downscale
-from .ixi import parse_slice_key
 from .lmdb_io import read_slice
 from .png16 import decode_png
+from ..protocol import parse_slice_key
 from .protocol import check_dataset
 
-__all__ = ["IXIPairedDataset"]
+__all__ = ["MRSliceDataset"]
+
 
 @DATASET_REGISTRY.register()
-class IXIPairedDataset(data.Dataset):
+class MRSliceDataset(data.Dataset):
     """1-channel, 16-bit paired LR/HR MR slices (W²AMSN paper, section IV-A).
 
     Like BasicSR's ``PairedImageDataset`` but for grayscale 16-bit PNG values: images are decoded
@@ -33,8 +36,8 @@ class IXIPairedDataset(data.Dataset):
 
     Args:
         opt (dict): BasicSR dataset options:
-            dataroot_gt (str): HR LMDB (``IXI_<MOD>_<split>_HR.lmdb``) or folder of
-                ``<key>.png`` files.
+            dataroot_gt (str): HR LMDB (``<dataset>_<MOD>_<split>_HR.lmdb``, e.g.
+                ``IXI_T1_train_HR.lmdb``) or folder of ``<key>.png`` files.
             dataroot_lq (str): LR LMDB/folder with the same keys.
             io_backend (dict): ``{type: lmdb}`` or ``{type: disk}`` (folders).
             scale (int): LR scale (BasicSR adds it from the top-level ``scale``).
@@ -47,8 +50,9 @@ class IXIPairedDataset(data.Dataset):
             slice_step (int): keep every n-th slice (in key order, i.e. per volume when a
                 volume's slice count is a multiple of n), e.g. for a quicker test. Default: 1.
             plane (str): optional; the plane the databases must have been cut in (``acquisition``,
-                ``axial``, ...), checked once against ``IXI_<MOD>_split.json`` beside
-                ``dataroot_gt`` together with the modality, the scale and the GT/LQ protocol id
+                ``axial``, ...), checked once against the manifest beside ``dataroot_gt``
+                (:func:`w2amsn_plugin.protocol.manifest_beside`) together with the modality,
+                the scale and the GT/LQ protocol id
                 (:func:`w2amsn_plugin.data.protocol.check_dataset`).
             on_device (bool | 'auto'): training only: decode the whole set once into a
                 :class:`~.slice_bank.SliceBank` on the training device (CUDA when it fits, else
@@ -62,8 +66,8 @@ class IXIPairedDataset(data.Dataset):
                 with MATLAB bicubic (the LR database is then not read). Default: none.
 
     Items: ``lq`` (1xhxw float32), ``gt`` (1xHxW), ``lq_path``/``gt_path`` (the LMDB key, or the
-    file path in folder mode), ``key`` (e.g. ``IXI002-Guys-0828_T1_s042``), ``subject``
-    (``IXI002-Guys-0828``), ``modality`` (``T1``) and ``slice_index`` (42), so a tester can
+    file path in folder mode), ``key`` (e.g. ``IXI002-Guys-0828_T1_s042``), ``subject`` (the
+    volume, ``IXI002-Guys-0828``), ``modality`` (``T1``) and ``slice_index`` (42), so a tester can
     aggregate per volume. An LMDB is opened on first access, once per process (each dataloader
     worker opens its own; datasets of one process share it), read-only and without locking, as
     BasicSR's ``LmdbBackend`` opens it.
