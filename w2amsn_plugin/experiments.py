@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from .archs.presets import ABLATIONS, PRESETS, experiment_tag, preset, trainable
-from .protocol import database_path
+from .data.prepared import PreparedDataset
+from .protocol import PAPER, database_path
 
 __all__ = ["Experiment", "ARCHS", "MODALITIES", "SCALES", "experiments", "train_options",
            "eval_options", "METRICS_FIRST", "metrics_options", "best_metric", "paper_train_section",
@@ -33,8 +34,8 @@ __all__ = ["Experiment", "ARCHS", "MODALITIES", "SCALES", "experiments", "train_
 
 #: every registered network preset (archs/*_arch.py): Table III's methods and W²AMSN-S
 ARCHS = tuple(PRESETS)
-MODALITIES = ("PD", "T1", "T2")
-SCALES = (2, 3, 4)
+MODALITIES = PAPER.modalities
+SCALES = PAPER.scales
 
 ITERS_PER_EPOCH = 500
 BATCH = 96
@@ -142,7 +143,7 @@ def _dataset(modality: str, split: str, scale: int, phase: str) -> dict[str, Any
                          "dataroot_gt": _lmdb(modality, split, None),
                          "dataroot_lq": _lmdb(modality, split, scale),
                          "io_backend": {"type": "lmdb"},
-                         "plane": "acquisition"}  # checked against the databases' manifest
+                         "plane": PAPER.plane}  # checked against the databases' manifest
     if phase == "train":
         d.update({"gt_size": LR_PATCH * scale, "use_hflip": True, "use_rot": True, "on_device": "auto",
                   "num_worker_per_gpu": 4, "batch_size_per_gpu": BATCH,

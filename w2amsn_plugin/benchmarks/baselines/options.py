@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import yaml
 
 from ...experiments import metrics_options
+from ...protocol import database_name, parse_database_name
 
 from .method import BenchmarkError
 __all__ = ['method_labels', 'scale_schedule', 'budget_train_options', 'derive_test_options']
@@ -21,7 +22,6 @@ _TRAIN_ONLY_KEYS = ("gt_size", "use_hflip", "use_rot", "on_device", "num_worker_
                     "persistent_workers")
 _SECTION_ORDER = ("name", "model_type", "scale", "num_gpu", "manual_seed", "datasets", "network_g",
                   "path", "train", "val", "logger", "dist_params")
-_SPLIT_RE = re.compile(r"_(train|val)_")
 def method_labels(paths: Sequence[str | os.PathLike]) -> list[str]:
     """Labels from options file names: the stem without ``train_`` and without the suffix all
     stems share, e.g. ``train_W2AMSN_S_T1_x2.yml``, ``train_EDSR_T1_x2.yml`` -> ``W2AMSN_S``,
@@ -77,11 +77,12 @@ def budget_train_options(opt: dict[str, Any], iters: int, name: str, *, print_fr
 
 
 def _test_root(path: str, split: str, where: str) -> str:
-    head, tail = os.path.split(path)
-    if not _SPLIT_RE.search(tail):
-        raise BenchmarkError(f"{where}: cannot derive the {split} set from {path} (no _train_ or "
-                             "_val_ in its name); pass --test-opts")
-    return os.path.join(head, _SPLIT_RE.sub(f"_{split}_", tail, count=1))
+    head, tail = os.path.split(path.rstrip("/"))
+    parsed = parse_database_name(tail)
+    if parsed is None:
+        raise BenchmarkError(f"{where}: cannot derive the {split} set from {path} (not a database "
+                             "name <dataset>_<modality>_<split>_<kind>.lmdb); pass --test-opts")
+    return os.path.join(head, database_name(parsed.modality, split, parsed.kind, parsed.dataset))
 
 
 def derive_test_options(train_opt: dict[str, Any], label: str, weights: str, *, split: str = "test",
