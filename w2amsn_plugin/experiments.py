@@ -24,7 +24,8 @@ from .data.prepared import PreparedDataset
 from .protocol import PAPER, database_path
 
 __all__ = ["Experiment", "ARCHS", "MODALITIES", "SCALES", "experiments", "train_options",
-           "eval_options", "METRICS_FIRST", "metrics_options", "best_metric", "paper_train_section",
+           "eval_options", "prepared_options", "METRICS_FIRST", "metrics_options", "best_metric",
+           "paper_train_section",
            "dataset_dir", "DEMO_CROP", "DEMO_DATA_DIR", "DEMO_TESTSET_DIR", "DEMO_VALSET_DIR",
            "DEMO_PLUS_SLICE_STEP", "demo_test_slice_mm",
            "DEMO_AUGMENT", "DEMO_BASELINES", "DEMO_BASELINE_MINUTES", "demo_uses_planes",
@@ -231,6 +232,46 @@ def eval_options(exp: Experiment, self_ensemble: bool) -> dict[str, Any]:
                 # NLM: a method without weights, nothing to load
                 **({} if trainable(exp.arch) else {"allow_untrained": True})},
     }
+
+
+# --- a user's own prepared dataset (w2amsn make-options --data; data/prepared.py) ---
+def _prepared_dataset(data: PreparedDataset, split: str, scale: int, batch: int | None
+                      ) -> dict[str, Any]:
+    """A :class:`~w2amsn_plugin.data.mr_slice_dataset.MRSliceDataset` section (``batch``: train)."""
+    d: dict[str, Any] = {"name": f"{data.dataset}_{data.modality}_{split}", "type": "MRSliceDataset",
+                         "dataroot_gt": data.database(split), "dataroot_lq": data.database(split, scale),
+                         "io_backend": {"type": "lmdb"}, "plane": data.plane}
+    if batch is not None:
+        side = min(LR_PATCH * scale, min(data.slice_hw) // scale * scale)  # a patch fits a slice
+        d.update({"gt_size": side, "use_hflip": True, "use_rot": True, "on_device": "auto",
+                  "num_worker_per_gpu": 4, "batch_size_per_gpu": batch,
+                  "dataset_enlarge_ratio": 1, "prefetch_mode": None})
+    return d
+
+
+def prepared_options(data: PreparedDataset, arch: str, scale: int, iters: int | None = None,
+                     batch: int = BATCH) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Training and test options of network preset ``arch`` at ``scale`` on a prepared dataset:
+    the paper's schedule in epochs of its training slices (``iters`` overrides the total), the
+    validation and test splits of the same folder. Raises ValueError for a scale it lacks."""
+    if scale not in data.scales:
+        raise ValueError(f"{data.manifest_path}: holds scales {list(data.scales)}, not {scale}")
+    per_epoch = max(1, -(-data.train_slices // batch))
+    exp = Experiment(arch, data.modality, scale, "prepared", iters_per_epoch=per_epoch,
+                     total_iter=iters)
+    total = exp.iterations
+    length = f"{total // 1000}k" if total % 1000 == 0 else f"{total}it"
+    name = f"{exp.file_arch}_{data.dataset}_{data.modality}_x{scale}_{length}_B{batch}"
+    train = train_options(exp) | {"name": name}
+    train["datasets"] = {"train": _prepared_dataset(data, "train", scale, batch),
+                         "val": _prepared_dataset(data, "val", scale, None)}
+    train["val"]["val_freq"] = min(5000, total)
+    train["logger"].update(print_freq=min(100, total), save_checkpoint_freq=min(5000, total))
+    test = eval_options(exp, False) | {"name": f"test_{name}"}
+    test["datasets"] = {"test_1": _prepared_dataset(data, "test", scale, None)}
+    if test["path"]["pretrain_network_g"]:
+        test["path"]["pretrain_network_g"] = f"experiments/{name}/models/net_g_latest.pth"
+    return train, test
 
 
 # --- the README's demo (w2amsn demo, w2amsn_plugin/commands/demo.py): CPU-sized, measured on a
