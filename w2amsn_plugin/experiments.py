@@ -337,6 +337,10 @@ def _demo_dataset(split: str, phase: str, recipe: dict[str, Any], plus: bool = F
                   "dataset_enlarge_ratio": 1, "prefetch_mode": None})
         if recipe["augment"] is not None:
             d["mr_augment"] = dict(recipe["augment"])
+        if recipe["planes"]:  # resliced copies: slices of every anatomical plane (read by infer)
+            from .data.planes import ANATOMICAL_PLANES
+
+            d["planes"] = list(ANATOMICAL_PLANES)
     elif plus:
         d["slice_step"] = DEMO_PLUS_SLICE_STEP
     return d

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib import metadata
 
 from ..inference.settings import (CPU_BATCH, DEFAULT_PERCENTILE, DEFAULT_TILE_OVERLAP, DEVICE_AUTO,
                                   DTYPE_CHOICES, InferenceSettings)
@@ -69,10 +68,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _version() -> str:
-    try:
-        return f"(w2amsn_plugin {metadata.version('w2amsn_plugin')})"
-    except metadata.PackageNotFoundError:
-        return "(w2amsn_plugin, version unknown)"
+    from .. import __version__
+
+    return f"(w2amsn_plugin {__version__})"
 
 
 def _warn(message: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,16 +29,18 @@ _PACKAGES = ("w2amsn_plugin", "torch", "basicsr", "nibabel", "numpy")
 
 
 def _version(package: str) -> str:
+    """The version of an imported package (its ``__version__``), else of its distribution."""
+    module = sys.modules.get(package)
+    if getattr(module, "__version__", None) is not None:
+        return str(module.__version__)
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
-        module = __import__(package)
-        return str(getattr(module, "__version__", "unknown"))
+        return "unknown"
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape a result, and Python's (from the installed
-    distributions' metadata: nothing is imported for it)."""
+    """Versions of the packages that shape a result, and Python's (nothing is imported for it)."""
     return {**{name: _version(name) for name in _PACKAGES}, "python": platform.python_version()}
 
 
