@@ -633,10 +633,11 @@ def test_nan_loss_stops_at_its_iteration_and_keeps_the_last_finite_checkpoint(db
 # disk full (or a read-only folder) while writing the checkpoints of iteration 4
 FAIL_SAVE_AT_4 = """
 import errno, os, sys
+code = getattr(errno, sys.argv.pop(1))
 real_fsync = os.fsync
 def fsync(fd):
     if "4.w2amsn-partial-" in os.readlink(f"/proc/self/fd/{fd}"):
-        raise OSError(getattr(errno, sys.argv.pop(1)), "injected")
+        raise OSError(code, os.strerror(code))
     return real_fsync(fd)
 os.fsync = fsync
 from w2amsn_plugin.cli import basicsr_main
@@ -713,3 +714,40 @@ def test_sigterm_before_the_first_checkpoint_restores_the_archived_experiment(db
     assert "restored" in lines[-2] and lines[-1].startswith("basicsr train: stopped: stopped by SIGTERM")
     assert sorted(p.name for p in (tmp_path / "experiments").iterdir()) == ["tiny"], "lock removed too"
     assert {k: v for k, v in _tree(exp).items() if not k.endswith(".log")} == before
+
+
+def _copy_db(db: Path, to: Path) -> Path:
+    import shutil
+
+    shutil.copytree(db, to)
+    return to
+
+
+def test_damaged_slice_value_is_one_line_naming_database_and_key(db, tmp_path):
+    import lmdb
+
+    data = _copy_db(db, tmp_path / "db")
+    hr = data / "IXI_T1_train_HR.lmdb"
+    env = lmdb.open(str(hr))
+    with env.begin(write=True) as txn:
+        key, value = next(iter(txn.cursor()))
+        txn.put(key, value[:60] + bytes(40) + value[100:])  # zeroed bytes inside the image data
+    env.close()
+    out = _basicsr(tmp_path, "train", "-opt", str(_options(tmp_path, data)))
+    assert out.returncode == 2, out.stderr[-3000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert f"{hr}:{key.decode()}" in last and "damaged PNG" in last, last
+    assert "Traceback" not in out.stderr and "libpng" not in out.stderr
+
+
+def test_truncated_data_mdb_is_caught_before_the_run(db, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    data = _copy_db(db, tmp_path / "db")
+    mdb = data / "IXI_T1_train_LR_bicubic_X2.lmdb" / "data.mdb"
+    size = mdb.stat().st_size
+    with open(mdb, "r+b") as f:
+        f.truncate(size // 2)
+    assert basicsr_main(["train", "-opt", str(_options(tmp_path, data))]) == 2
+    err = _one_error_line(capsys)
+    assert "data.mdb is truncated" in err and "IXI_T1_train_LR_bicubic_X2.lmdb" in err, err
+    assert not (tmp_path / "experiments").exists()
