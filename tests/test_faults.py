@@ -1,4 +1,4 @@
-"""Faults and bad inputs a careful user hits (issue 17; the table is docs/reliability.md): each
+"""Faults and bad inputs a careful user hits (the table is docs/reliability.md): each
 gives one line naming the file or value, exit 2 (130 for Ctrl-C), no traceback, and nothing
 moved, lost or half-written; kills (-9) of preparation and training resume to the same result.
 ``w2amsn infer`` cases live in tests/inference/test_infer.py. Training here is a 4-feature W²AMSN on fake
@@ -645,8 +645,9 @@ sys.exit(basicsr_main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("error, words", [("ENOSPC", "No space left on device"),
-                                          ("EROFS", "Read-only file system")])
+@pytest.mark.parametrize("error, words", [
+    ("ENOSPC", "No space left on device"),
+    pytest.param("EROFS", "Read-only file system", marks=pytest.mark.slow)])
 def test_failed_checkpoint_save_stops_the_run_and_keeps_the_earlier_ones(error, words, db, tmp_path):
     opt = str(_options(tmp_path, db, total_iter=8))
     out = _python(FAIL_SAVE_AT_4, tmp_path, error, "train", "-opt", opt)
@@ -661,6 +662,7 @@ def test_failed_checkpoint_save_stops_the_run_and_keeps_the_earlier_ones(error, 
     assert torch.load(exp / "training_states" / "2.state", weights_only=False)["iter"] == 2
 
 
+@pytest.mark.slow
 def test_sigterm_during_training_saves_and_resumes_and_a_second_run_is_refused(db, tmp_path):
     """A second `basicsr train` of a running experiment refuses naming the pid; SIGTERM saves the
     last finished iteration (not only the last checkpoint), exit 143, one line; --auto_resume
