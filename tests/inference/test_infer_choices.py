@@ -245,3 +245,17 @@ def test_command_line_habits(stripped, tmp_path, capsys):
     assert _infer("-i", stripped, "-w", weights, "--options", moved) == 2
     assert capsys.readouterr().err.strip() == ("w2amsn infer: error: -o/--output is required (the "
                                                "SR volume to write)")
+
+
+def test_demo_model_defaults_to_the_acquisition_plane():
+    """The demo trains on three planes (resliced copies); its options say so, and infer then
+    takes each scan's acquisition plane."""
+    from w2amsn_plugin.experiments import demo_option_files, demo_option_texts
+    from w2amsn_plugin.inference.planning import choose_plane
+    from w2amsn_plugin.inference.protocol import training_protocol
+
+    for quick in (False, True):
+        opt = yaml.safe_load(demo_option_texts(quick)[demo_option_files(quick)["train"]])
+        proto = training_protocol(opt, None, 2)
+        assert sorted(proto.planes) == ["axial", "coronal", "sagittal"]
+        assert choose_plane(None, proto)[0] == "acquisition"
