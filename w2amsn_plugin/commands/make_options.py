@@ -1,29 +1,83 @@
-"""``w2amsn make-options [--out DIR] [--check]`` (also ``scripts/make_options.py``): write every
-options YAML of :func:`w2amsn_plugin.experiments.option_files` (the paper's experiments, the
-ablations, the demo) under ``DIR`` (default ``./options``), or with ``--check`` only compare."""
+"""``w2amsn make-options`` (also ``scripts/make_options.py``): without ``--data``, write every options
+YAML of :func:`w2amsn_plugin.experiments.option_files` (the paper's experiments, the ablations, the
+demo) under ``--out`` (default ``./options``), or with ``--check`` only compare; with ``--data``,
+write the training options (and with ``--test`` the test options) of one network on a dataset
+``w2amsn prepare`` wrote (:func:`w2amsn_plugin.experiments.prepared_options`)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from ..experiments import option_files, write_option_files
-
 __all__ = ["configure_parser", "run"]
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options of ``w2amsn make-options``."""
-    parser.add_argument("--out", type=Path, default=Path("options"),
-                        help="folder to write (default: ./options)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder to write (default: ./options); with --data: the training "
+                             "options file FILE.yml")
     parser.add_argument("--check", action="store_true",
                         help="only compare DIR with the table; exit 1 if they differ")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="a folder written by w2amsn prepare: options for training on it")
+    parser.add_argument("--arch", default="W2AMSN", help="--data: network preset (default W2AMSN)")
+    parser.add_argument("--scale", type=int, default=None, help="--data: the scale to train")
+    parser.add_argument("--iters", type=int, default=None,
+                        help="--data: total iterations (default: the paper's 1000 epochs)")
+    parser.add_argument("--batch", type=int, default=None, help="--data: batch size (default 96)")
+    parser.add_argument("--test", action="store_true",
+                        help="--data: also write the test options, test_<name>.yml beside FILE")
+
+
+def _prepared(args: argparse.Namespace) -> int:
+    from ..experiments import BATCH, options_text, prepared_options
+    from ..data.prepared import open_prepared
+    from ..protocol import ManifestError
+    from ..results.files import write_text
+
+    if args.out is None or args.out.suffix not in (".yml", ".yaml") or args.scale is None:
+        print("w2amsn make-options: error: --data needs --scale S and --out FILE.yml",
+              file=sys.stderr)
+        return 2
+    if (args.iters is not None and args.iters < 1) or (args.batch is not None and args.batch < 1):
+        print("w2amsn make-options: error: --iters and --batch must be positive", file=sys.stderr)
+        return 2
+    try:
+        data = open_prepared(args.data)
+        train, test = prepared_options(data, args.arch, args.scale, args.iters,
+                                       args.batch or BATCH)
+    except (ManifestError, ValueError, KeyError) as err:
+        print(f"w2amsn make-options: error: {str(err).strip(chr(39))}", file=sys.stderr)
+        return 2
+    stem = args.out.stem.removeprefix("train_")
+    files = {args.out: options_text(train, f"training on {data.manifest_path}")}
+    if args.test:
+        files[args.out.with_name(f"test_{stem}{args.out.suffix}")] = options_text(
+            test, f"test split of {data.manifest_path}")
+    try:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, text)
+    except OSError as err:
+        print(f"w2amsn make-options: error: {err.filename or args.out}: {err.strerror}",
+              file=sys.stderr)
+        return 2
+    for path in files:
+        print(f"wrote {path}")
+    print(f"train with: basicsr train -opt {args.out}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write (or check) the options files; 0 when done (or equal), 1 when --check finds a difference."""
+    """Write (or check) the options files; 0 when done (or equal), 1 when --check finds a
+    difference, 2 for a user's error."""
+    from ..experiments import option_files, write_option_files
+
+    if args.data is not None:
+        return _prepared(args)
     files = option_files()
-    out: Path = args.out
+    out: Path = args.out or Path("options")
     if out.exists() and not out.is_dir():
         print(f"w2amsn make-options: error: {out}: exists and is not a folder", file=sys.stderr)
         return 2
