@@ -21,7 +21,7 @@ import yaml
 
 from .archs.presets import ABLATIONS, PRESETS, experiment_tag, preset, trainable
 from .data.prepared import PreparedDataset
-from .protocol import PAPER, database_path
+from .protocol import IXI_DATASET, PAPER, database_path
 
 __all__ = ["Experiment", "ARCHS", "MODALITIES", "SCALES", "experiments", "train_options",
            "eval_options", "prepared_options", "METRICS_FIRST", "metrics_options", "best_metric",
@@ -38,9 +38,10 @@ ARCHS = tuple(PRESETS)
 MODALITIES = PAPER.modalities
 SCALES = PAPER.scales
 
-ITERS_PER_EPOCH = 500
 BATCH = 96
 LR_PATCH = 32
+#: one patch per training slice and epoch: 500 volumes x 96 slices / batch 96 = 500
+ITERS_PER_EPOCH = PAPER.split.n_train * PAPER.slices_per_volume // BATCH
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def experiments() -> list[Experiment]:
 
 def dataset_dir(modality: str) -> str:
     """Where ``scripts/make_ixi_lmdb.py --modality M --out ...`` is expected to write."""
-    return f"datasets/IXI_{modality}"
+    return f"datasets/{IXI_DATASET}_{modality}"
 
 
 def _lmdb(modality: str, split: str, scale: int | None) -> str:
@@ -140,7 +141,7 @@ def _lmdb(modality: str, split: str, scale: int | None) -> str:
 
 
 def _dataset(modality: str, split: str, scale: int, phase: str) -> dict[str, Any]:
-    d: dict[str, Any] = {"name": f"IXI_{modality}_{split}", "type": "IXIPairedDataset",
+    d: dict[str, Any] = {"name": f"{IXI_DATASET}_{modality}_{split}", "type": "IXIPairedDataset",
                          "dataroot_gt": _lmdb(modality, split, None),
                          "dataroot_lq": _lmdb(modality, split, scale),
                          "io_backend": {"type": "lmdb"},

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..protocol import PAPER
 from .results import Row, guarded
 
 __all__ = ["BANK_PATH", "DataSettings", "make_tree", "prep_rows", "data_path_rows", "bank_rows"]
@@ -29,8 +30,8 @@ class DataSettings:
 
     n_volumes: int = 4
     volume_shape: Any = "ixi"  # make_fake_ixi_tree's ``shape``: "ixi" = 150x256x256 T1
-    crop: tuple[int, int, int] = (240, 240, 96)
-    scales: tuple[int, ...] = (2, 3, 4)
+    crop: tuple[int, int, int] = PAPER.crop
+    scales: tuple[int, ...] = PAPER.scales
     prep_workers: tuple[int, ...] = (1, 2)
     loader_workers: tuple[int, ...] = (0, 1)
     batch: int = 16
