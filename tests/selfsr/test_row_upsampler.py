@@ -47,3 +47,24 @@ def test_bad_upscale_axis():
     with pytest.raises(ValueError, match="upscale_axis"):
         build_network({"type": "W2AMSN", "num_feat": 8, "num_block": 1, "upscale": 2,
                        "upscale_axis": "cols"})
+
+
+@pytest.mark.parametrize("axis", ["rows", "both"])
+def test_input_residual_adds_the_linear_interpolation(axis):
+    """With every weight of the last conv zero the network is exactly linear interpolation of
+    its input (so a constant image stays constant, a ramp along rows stays a ramp)."""
+    net = build_network({"type": "W2AMSN", "num_feat": 8, "num_block": 1, "upscale": 4,
+                         "upscale_axis": axis, "input_residual": True})
+    torch.nn.init.zeros_(net.conv_last.weight)
+    torch.nn.init.zeros_(net.conv_last.bias)
+    x = torch.arange(6.0).view(1, 1, 6, 1).expand(1, 1, 6, 5).contiguous()
+    y = net(x)
+    cols = 5 if axis == "rows" else 20
+    assert y.shape == (1, 1, 24, cols)
+    centre = y[0, 0, 2:-2, 0]  # away from the clamped borders: i = (j + 0.5)/4 - 0.5
+    j = torch.arange(2, 22, dtype=torch.float32)
+    assert torch.allclose(centre, (j + 0.5) / 4 - 0.5, atol=1e-5)
+    plain = build_network({"type": "W2AMSN", "num_feat": 8, "num_block": 1, "upscale": 4,
+                           "upscale_axis": axis})
+    plain.load_state_dict(net.state_dict())
+    assert not torch.allclose(net(x), plain(x))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
@@ -60,6 +61,10 @@ class W2AMSN(nn.Module):
         upscale_axis (str): 'both' upsamples both image axes (the paper); 'rows' upsamples the
             rows (H) only, with a one-axis pixel shuffle (:class:`RowShuffleUpsampler`): the tail
             of self-supervised through-plane SR (``w2amsn self-sr``). Default: 'both'.
+        input_residual (bool): Add the input, linearly interpolated to the output grid (along
+            the upsampled axes, pixel centres as in ``imresize``), to the output, so the network
+            learns only the residual (VDSR-style global skip; speeds up short self-supervised
+            training). False is the paper's network. Default: False.
 
     Attributes:
         fold_global (bool): With global NCAB, compute C1g(F_A(x_c)) as one per-sample 1x1 map
@@ -73,7 +78,8 @@ class W2AMSN(nn.Module):
                  mid_feat: int | None = None, kernel_sizes: Sequence[int] = (3, 5),
                  weighted_fusion: bool = True, block_attention: str = "ncab",
                  global_attention: str = "ncab", res_scale: float = 1.0,
-                 upsample_feat: int | None = None, upscale_axis: str = "both") -> None:
+                 upsample_feat: int | None = None, upscale_axis: str = "both",
+                 input_residual: bool = False) -> None:
         super().__init__()
         mid_feat = num_feat if mid_feat is None else mid_feat
         up_feat = num_feat if upsample_feat is None else upsample_feat
@@ -91,6 +97,7 @@ class W2AMSN(nn.Module):
         self.num_feat = num_feat
         self.upscale = upscale
         self.upscale_axis = upscale_axis
+        self.input_residual = bool(input_residual)
         self.sfe = nn.Sequential(
             nn.Conv2d(num_in_ch, num_feat, 3, padding=1),
             nn.Conv2d(num_feat, num_feat, 1),
@@ -151,4 +158,7 @@ class W2AMSN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_s = self.sfe(x)
         fused = self._attend_and_fuse(self._concat_features(x_s))
-        return self.conv_last(self.upsample(self.upsample_in(fused + x_s)))
+        out = self.conv_last(self.upsample(self.upsample_in(fused + x_s)))
+        if self.input_residual:
+            out = out + F.interpolate(x, size=out.shape[-2:], mode="bilinear", align_corners=False)
+        return out
