@@ -38,6 +38,7 @@ _W2AMSN_VERBS = {
     "calibrate": "bicubic scores of IXI under each data-protocol reading vs Table III's Bicubic column",
     "bench": "measure this machine's limits and the plugin's speed against them",
     "baselines": "train and test W²AMSN and baselines with one budget; comparison table and plot",
+    "self-sr": "super-resolve one thick-slice scan along its coarse axis, trained on the scan itself",
 }
 
 

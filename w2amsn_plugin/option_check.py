@@ -23,6 +23,8 @@ from typing import Any, Iterable, Iterator
 
 import yaml
 
+from .protocol import IXI_DATASET, parse_database_name
+
 __all__ = ["OptionsError", "check_options_file", "check_options", "check_data_paths",
            "check_run_inputs", "check_experiment_name", "check_run_folders", "unknown_keys",
            "ALLOW_UNTRAINED", "ALLOW_UNTRAINED_KEY"]
@@ -393,10 +395,11 @@ def check_data_paths(opt: dict, path: str = "<options>") -> None:
         for key in ("dataroot_gt", "dataroot_lq"):
             root = section.get(key)
             if root is not None and not os.path.exists(os.path.expanduser(str(root))):
-                hint = ""
-                if "IXI_" in str(root):
-                    hint = (f"; build it with scripts/make_ixi_lmdb.py --out "
-                            f"{os.path.dirname(str(root)) or '.'}")
+                hint, parsed = "", parse_database_name(str(root))
+                if parsed is not None:
+                    tool = ("scripts/make_ixi_lmdb.py" if parsed.dataset == IXI_DATASET
+                            else "w2amsn prepare")
+                    hint = f"; build it with {tool} --out {os.path.dirname(str(root)) or '.'}"
                 raise OptionsError(f"{path}: datasets:{phase}:{key}: {root} not found (relative to "
                                    f"{os.getcwd()}){hint}")
 
