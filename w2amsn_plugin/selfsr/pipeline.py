@@ -1,0 +1,305 @@
+"""One self-sr run, end to end: read the scan, plan (geometry, profile, network, budget), train on
+the scan's own slices through BasicSR, super-resolve, write the volume and its sidecar.
+
+Through-plane mode (default; SMORE, Zhao et al., Magn. Reson. Imaging 2019 and IEEE TMI 2021):
+the one-axis W²AMSN learns to undo the slice profile along an in-plane axis and is applied to the
+two through-plane orientations (:mod:`.through_plane`), combined (:mod:`.combine`) and resampled
+once onto the output grid (:mod:`.geometry`). In-plane mode (``--mode in-plane --scale S``): the
+two-axis W²AMSN learns MATLAB-bicubic /S of the scan's own slices (zero-shot SR) and is applied to
+the same slices, refining both in-plane axes S times.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+import yaml
+
+from ..data.normalization import intensity_window
+from ..inference.devices import check_device
+from ..inference.engine import super_resolve_volume
+from ..inference.geometry import sr_image
+from ..inference.errors import InferenceError
+from ..inference.volumes import load_volume
+from .combine import combine
+from .errors import SelfSRError
+from .experiment import DEFAULT_RECIPE, Recipe, self_sr_options
+from .geometry import ScanGeometry, scan_geometry, voxel_spacings
+from .scores import held_out_scores, self_consistency
+from .slice_profile import SliceProfile, load_profile
+from .through_plane import super_resolve_orientations
+from .trainer import train
+from .training_pairs import resample_axis
+from .warm_start import checkpoint_network
+
+__all__ = ["MODES", "Plan", "SelfSRSettings", "plan_run", "run_self_sr"]
+
+MODES = ("through-plane", "in-plane")
+#: acquired slices held out of training for validation (spread over the middle of the scan)
+VAL_SLICES = 3
+
+
+@dataclass(frozen=True)
+class SelfSRSettings:
+    """What the user asked for (``w2amsn self-sr``'s options)."""
+
+    mode: str = "through-plane"
+    scale: int | None = None
+    slice_thickness: float | None = None
+    profile: str = "gaussian"
+    profile_file: Path | None = None
+    iters: int | None = None
+    minutes: float | None = None
+    init: Path | None = None
+    device: str = "cpu"
+    workdir: Path | None = None
+    combine: str = "mean"
+    bf16: bool | None = None
+    recipe: Recipe = field(default_factory=lambda: DEFAULT_RECIPE)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything decided before training (``--dry-run`` prints it)."""
+
+    input: Path
+    output: Path
+    mode: str
+    axis: int
+    factor: float
+    net_factor: int
+    geometry: ScanGeometry | None
+    profile: SliceProfile | None
+    network: dict[str, Any]
+    iterations: int
+    val_slices: list[int]
+    workdir: Path
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"input": str(self.input), "output": str(self.output), "mode": self.mode,
+                "coarse_axis": self.axis, "factor": self.factor, "network_factor": self.net_factor,
+                "geometry": self.geometry.to_json() if self.geometry else None,
+                "slice_profile": self.profile.to_json() if self.profile else None,
+                "network": self.network, "iterations": self.iterations,
+                "val_slices": self.val_slices, "workdir": str(self.workdir), "experiment": self.name}
+
+
+def say(msg: str) -> None:
+    print(f"self-sr: {msg}", file=sys.stderr, flush=True)
+
+
+def _read(path: Path) -> tuple[nib.spatialimages.SpatialImage, np.ndarray]:
+    try:
+        img, data = load_volume(path, None)
+    except InferenceError as err:
+        raise SelfSRError(str(err)) from err
+    if data.ndim != 3:
+        raise SelfSRError(f"{path}: expected a 3-D volume, got shape {data.shape} "
+                          "(a 4-D series: extract one volume first)")
+    return img, data
+
+
+def _val_slices(n: int) -> list[int]:
+    """:data:`VAL_SLICES` acquired slices spread over the middle 40 % of the scan."""
+    if n < 6:
+        return [n // 2]
+    return sorted({int(round(z)) for z in np.linspace(0.3 * (n - 1), 0.7 * (n - 1), VAL_SLICES)})
+
+
+def _profile(settings: SelfSRSettings, spacing: float, in_plane: float) -> SliceProfile:
+    if settings.profile_file is not None:
+        return load_profile(settings.profile_file, in_plane)
+    thickness = spacing if settings.slice_thickness is None else settings.slice_thickness
+    return SliceProfile(settings.profile, float(thickness))
+
+
+def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
+             shape: tuple[int, ...] | None = None, affine: np.ndarray | None = None) -> Plan:
+    """The :class:`Plan` of a run (reads the header only when ``shape``/``affine`` are not given)."""
+    if settings.mode not in MODES:
+        raise SelfSRError(f"--mode must be one of {MODES}, got {settings.mode!r}")
+    if shape is None or affine is None:
+        if not input_path.is_file():
+            raise SelfSRError(f"{input_path}: input file not found")
+        try:
+            img = nib.load(input_path)
+        except Exception as err:  # nibabel raises many types for unreadable files
+            raise SelfSRError(f"{input_path}: cannot read as an image ({type(err).__name__})") from err
+        shape, affine = img.shape, img.affine
+    if len(shape) != 3:
+        raise SelfSRError(f"{input_path}: expected a 3-D volume, got shape {tuple(shape)}")
+    recipe = settings.recipe
+    network = checkpoint_network(settings.init) if settings.init else dict(recipe.network)
+    iterations = int(settings.iters or recipe.total_iter)
+    if settings.mode == "through-plane":
+        geo = scan_geometry(tuple(shape), affine, name=str(input_path))
+        profile = _profile(settings, geo.spacing[geo.axis], geo.in_plane)
+        axis, factor, k = geo.axis, geo.factor, geo.net_factor
+    else:
+        scale = settings.scale
+        if scale is None or int(scale) != scale or scale < 2:
+            raise SelfSRError(f"--mode in-plane needs --scale S, an integer >= 2 (got {scale})")
+        spacing = voxel_spacings(affine)
+        geo, profile, axis, factor, k = None, None, int(np.argmax(spacing)), float(scale), int(scale)
+        if min(s for ax, s in enumerate(shape) if ax != axis) < 8 * k:
+            raise SelfSRError(f"{input_path}: slices of {tuple(shape)} are too small for x{k}")
+    n_slices = shape[axis]
+    if n_slices < 4:
+        raise SelfSRError(f"{input_path}: {n_slices} slices along axis {axis}: too few to learn from")
+    tag = hashlib.sha256(f"{input_path.resolve()}|{settings}".encode()).hexdigest()[:8]
+    name = (f"SelfSR_{'TP' if settings.mode == 'through-plane' else 'IP'}_W2AMSN_x{k}"
+            f"_a{network['num_feat']}t{network['num_block']}_{iterations}it_B{recipe.batch}_{tag}")
+    workdir = settings.workdir or output_path.parent / f".{output_path.name}.self-sr"
+    if settings.minutes is not None:
+        iterations = -1  # decided after a timing probe (:func:`_iterations_for_minutes`)
+    return Plan(input_path, output_path, settings.mode, axis, factor, k, geo, profile, network,
+                iterations, _val_slices(n_slices), Path(workdir), name)
+
+
+def _dataset_opt(plan: Plan, scan_file: Path, spacing: list[float]) -> dict[str, Any]:
+    opt: dict[str, Any] = {"volume": str(scan_file), "spacing": spacing}
+    if plan.mode == "in-plane":
+        return {**opt, "degradation": "bicubic"}
+    profile = plan.profile.to_json()
+    fields = {"kind": profile["kind"], "thickness": profile["thickness_mm"]}
+    if "samples" in profile:
+        fields.update(samples=profile["samples"], sample_mm=profile["sample_mm"])
+    return {**opt, "degradation": "slice_profile", "profile": fields}
+
+
+def _iterations_for_minutes(minutes: float, options: dict[str, Any], infer_pixels: int) -> int:
+    """Iterations that fit ``minutes`` with inference (measured: a few training steps on this
+    machine, and inference at a third of a training step's cost per LR pixel)."""
+    from basicsr.archs import build_network
+
+    net = build_network(dict(options["network_g"]))
+    opt = torch.optim.Adam(net.parameters())
+    train = options["datasets"]["train"]
+    k, size, batch = options["scale"], train["gt_size"], train["batch_size_per_gpu"]
+    cols = size if options["network_g"]["upscale_axis"] == "rows" else size // k
+    lq = torch.rand(batch, 1, size // k, cols)
+    times = []
+    for _ in range(4):
+        t0 = time.perf_counter()
+        loss = net(lq).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    step = min(times[1:])
+    infer_s = step / 3 * infer_pixels / lq[0, 0].numel() / batch
+    return max(10, int((minutes * 60 * 0.9 - infer_s) / step))
+
+
+def _load_net(options: dict[str, Any], weights: Path) -> torch.nn.Module:
+    from basicsr.archs import build_network
+
+    net = build_network(dict(options["network_g"]))
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    net.load_state_dict(state.get("params", state))
+    return net.eval()
+
+
+def _cpu_seconds() -> float:
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
+                progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+    """Train on the scan at ``input_path`` and return the super-resolved volume (in the input's
+    axis order and units, float32) and its sidecar record; writes nothing but the workdir (the
+    command writes the output)."""
+    t_start, cpu_start = time.perf_counter(), _cpu_seconds()
+    device = str(check_device(settings.device))
+    img, data = _read(input_path)
+    plan = plan_run(input_path, output_path, settings, data.shape, img.affine)
+    volume = np.asarray(data, dtype=np.float32)
+    lo, hi = intensity_window(volume)
+    scan = np.moveaxis((volume - np.float32(lo)) / np.float32(hi - lo), plan.axis, 2)
+    sizes = voxel_spacings(img.affine)
+    spacing = [float(sizes[ax]) for ax in range(3) if ax != plan.axis] + [float(sizes[plan.axis])]
+    plan.workdir.mkdir(parents=True, exist_ok=True)
+    scan_file = plan.workdir / "scan.npy"
+    np.save(scan_file, np.ascontiguousarray(scan))
+    dataset = _dataset_opt(plan, scan_file, spacing)
+    one_axis = plan.mode == "through-plane"
+    make = lambda iters: self_sr_options(  # noqa: E731
+        plan.name, dataset, plan.val_slices, plan.net_factor, replace(settings.recipe, total_iter=iters),
+        one_axis=one_axis, init=str(settings.init.resolve()) if settings.init else None,
+        init_network=plan.network if settings.init else None,
+        bf16="auto" if settings.bf16 is None else settings.bf16, num_gpu=int(device.startswith("cuda")))
+    iterations = plan.iterations
+    if iterations < 0:
+        iterations = _iterations_for_minutes(settings.minutes, make(1), scan.size * (2 if one_axis else 1))
+        say(f"{settings.minutes:g} minutes on this machine: {iterations} iterations")
+    options = make(iterations)
+    options_file = plan.workdir / f"{plan.name}.yml"
+    options_file.write_text(yaml.safe_dump(options, sort_keys=False), encoding="utf-8")
+    say(f"{input_path.name}: {plan.mode}, axis {plan.axis}, factor {plan.factor:.3f} (network x"
+        f"{plan.net_factor}), {iterations} iterations; BasicSR run "
+        f"{plan.workdir / 'experiments' / plan.name}")
+    t_train = time.perf_counter()
+    weights = train(options_file, plan.workdir, plan.name, progress)
+    train_s = time.perf_counter() - t_train
+    net = _load_net(options, weights)
+    held_out = held_out_scores(net, {**options["datasets"]["val"]}, device)
+    say(f"held-out slices: {held_out['psnr_fg']:.2f} dB fg PSNR "
+        f"({held_out['gain_db']:+.2f} dB over {'cubic' if one_axis else 'bicubic'})")
+    if one_axis:
+        estimates = super_resolve_orientations(scan, net, plan.net_factor, device=device,
+                                               bf16=settings.bf16, progress=progress)
+        fine = combine(estimates, settings.combine)
+        sr = resample_axis(fine, 2, plan.geometry.out_len)
+        consistency = self_consistency(sr, scan, plan.profile, plan.geometry.out_spacing)
+        scales = [plan.geometry.out_len / scan.shape[2] if ax == plan.axis else 1.0 for ax in range(3)]
+    else:
+        k = plan.net_factor
+        sr = super_resolve_volume(scan, net, k, plane_axis=2, device=device, bf16=settings.bf16,
+                                  progress=progress)
+        from ..data.degradations import bicubic_downscale
+        from .scores import volume_psnr_fg
+
+        again = bicubic_downscale(sr.transpose(2, 0, 1), k).transpose(1, 2, 0)
+        consistency = volume_psnr_fg(again, scan)
+        scales = [1.0 if ax == plan.axis else float(k) for ax in range(3)]
+    out = np.moveaxis(sr, 2, plan.axis) * np.float32(hi - lo) + np.float32(lo)
+    record = {
+        "mode": plan.mode, "input_shape": list(data.shape), "output_shape": list(out.shape),
+        "coarse_axis": plan.axis, "factor": plan.factor, "network_factor": plan.net_factor,
+        "voxel_scales": scales,
+        "slice_profile": plan.profile.to_json() if plan.profile else {"kind": "bicubic"},
+        "geometry": plan.geometry.to_json() if plan.geometry else None,
+        "combine": settings.combine if one_axis else None,
+        "network": options["network_g"], "iterations": iterations,
+        "init": str(settings.init) if settings.init else None,
+        "intensity_window": [lo, hi], "val_slices": plan.val_slices,
+        "held_out": held_out, "self_consistency_psnr_fg": consistency,
+        "train_seconds": train_s, "total_seconds": time.perf_counter() - t_start,
+        "cpu_seconds": _cpu_seconds() - cpu_start, "device": device, "threads": torch.get_num_threads(),
+        "workdir": str(plan.workdir), "experiment": plan.name, "weights": str(weights),
+        "options": str(options_file), "load_average": list(os.getloadavg()),
+    }
+    say(f"self-consistency {consistency:.2f} dB; {record['total_seconds'] / 60:.1f} min "
+        f"({record['cpu_seconds'] / 60:.1f} CPU min)")
+    return out.astype(np.float32), record
+
+
+def output_image(ref: nib.spatialimages.SpatialImage, data: np.ndarray, scales: list[float]
+                 ) -> nib.spatialimages.SpatialImage:
+    """The output image: ``ref``'s header and orientation, the voxel grid refined by ``scales``
+    (the field of view kept: :func:`~w2amsn_plugin.inference.geometry.sr_image`)."""
+    if not all(math.isfinite(s) and s > 0 for s in scales):
+        raise SelfSRError(f"bad voxel scales {scales}")
+    return sr_image(ref, data, scales, description="w2amsn self-sr")
