@@ -90,7 +90,7 @@ class Experiment:
             return f"{self.stem}{'_' + size if size else ''}_IXI"
         n = self.iterations
         length = f"{n // 1000}k" if n % 1000 == 0 else f"{n}it"
-        return f"{self.stem}{'_' + size if size else ''}_IXI_{length}_B{BATCH}"
+        return f"{self.stem}{'_' + size if size else ''}_{IXI_DATASET}_{length}_B{BATCH}"
 
 
 def _ablations() -> list[Experiment]:

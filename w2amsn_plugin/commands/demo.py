@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..protocol import PAPER
+
 __all__ = ["configure_parser", "run"]
 
 
@@ -25,7 +27,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="folder of NIfTI volumes to use instead of the shipped sample (the last "
                              "validates, the one before it tests, the others train)")
-    parser.add_argument("--modality", default="T1", choices=["T1", "T2", "PD"],
+    parser.add_argument("--modality", default="T1", choices=PAPER.modalities,
                         help="modality label of --data volumes (default T1)")
     parser.add_argument("--workdir", type=Path, default=Path.cwd(),
                         help="where datasets/, experiments/ and results/ go (default: cwd)")

@@ -136,8 +136,9 @@ def volume_window(volume: np.ndarray, percentile: float = DEFAULT_PERCENTILE
                   ) -> tuple[float, float]:
     """The intensity window ``(lo, hi)`` of a 3-D volume (training's normalisation), or a
     one-line :class:`InferenceError` (constant volume, NaN/inf, bad percentile)."""
-    try:
-        return intensity_window(volume, percentile)
+    try:  # the values in memory order: the window does not depend on it, and a NIfTI volume
+        # (Fortran order) is not copied into C order first
+        return intensity_window(np.ravel(volume, order="K"), percentile)
     except ValueError as err:
         raise InferenceError(str(err)) from err
 
