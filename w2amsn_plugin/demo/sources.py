@@ -60,6 +60,7 @@ def _plane_copies(subject: str, src: Path, tree: Path, modality: str) -> list[Pa
     import nibabel as nib
 
     from ..data.ixi import load_canonical, open_volume
+    from ..results.files import atomic_write
 
     img, _ = open_volume(src)
     zooms = [float(z) for z in img.header.get_zooms()[:3]]
@@ -75,9 +76,8 @@ def _plane_copies(subject: str, src: Path, tree: Path, modality: str) -> list[Pa
             arr = np.transpose(data, axes)
             whole = np.issubdtype(dtype, np.integer) and np.array_equal(arr, np.round(arr))
             arr = arr.astype(dtype if whole else np.float32)
-            tmp = path.with_name(".tmp-" + path.name)
-            nib.save(nib.Nifti1Image(arr, np.diag([*(zooms[a] for a in axes), 1.0])), tmp)
-            tmp.rename(path)
+            copy = nib.Nifti1Image(arr, np.diag([*(zooms[a] for a in axes), 1.0]))
+            atomic_write(path, lambda tmp, img=copy: nib.save(img, tmp), suffix=".nii.gz")
         out.append(path)
     return out
 
