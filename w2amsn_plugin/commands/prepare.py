@@ -86,7 +86,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", type=int, nargs=3, default=None,
                         metavar=("N_TRAIN", "N_TEST", "N_VAL"),
                         help="subjects per split (default: all subjects in the paper's "
-                             "500:70:6 proportions)")
+                             f"{PAPER.split.n_train}:{PAPER.split.n_test}:{PAPER.split.n_val} "
+                             "proportions)")
     parser.add_argument("--seed", type=int, default=PAPER.split.seed,
                         help=f"subject split seed ({PAPER.split.seed})")
     parser.add_argument("--small-volumes", choices=SMALL_VOLUME_RULES[:2], default="pad",

@@ -13,7 +13,7 @@ import numpy as np
 from .degradations import degrade
 from .ixi import (IXIDataError, crop_stack,
                   load_canonical, open_volume, plane_geometry)
-from ..protocol import lr_kind
+from ..protocol import PAPER, lr_kind
 from .normalization import normalize_intensity
 from .planes import plane_stack
 from .png16 import DEFAULT_COMPRESS_LEVEL, encode_png16, quantize
@@ -56,8 +56,8 @@ def normalised_stack(path: str | os.PathLike, data_ras: np.ndarray, ras_axis: in
 
 def process_volume(path: str | os.PathLike, crop: tuple[int, int, int], percentile: float,
                    lr_specs: Iterable[tuple[str, int]], encode_hr: bool = True,
-                   compress_level: int = DEFAULT_COMPRESS_LEVEL, plane: str = "acquisition",
-                   slices: str = "head", bits: int = 16) -> VolumeResult:
+                   compress_level: int = DEFAULT_COMPRESS_LEVEL, plane: str = PAPER.plane,
+                   slices: str = PAPER.slice_selection, bits: int = PAPER.bits) -> VolumeResult:
     """Read one volume and encode its HR slices of ``plane`` (``crop`` = width, height, depth)
     and its LR slices for each ``(degradation, s)``.
 
