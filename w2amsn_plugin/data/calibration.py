@@ -211,8 +211,7 @@ def score_volumes(paths: Sequence[str | os.PathLike], scales: Sequence[int],
                 progress(1)
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.close()
     return parts
 
 
