@@ -139,6 +139,8 @@ def test_bad_weights_are_one_line(files, tmp_path, capsys, name, needle):
     (("--batch", "0"), "batch (0)"),
     (("--max-pixels", "0"), "max_pixels (0)"),
     (("--volume-index", "1"), "--volume-index 1 out of range (0..0)"),
+    (("--threads", "0"), "--threads 0: must be at least 1"),
+    (("--plane", "oblique"), "--plane oblique: choose from acquisition, sagittal, coronal, axial"),
 ])
 def test_bad_values_are_one_line(files, tmp_path, capsys, args, needle):
     code = _infer(files, "--input", files["volume"], "--output", tmp_path / "sr.nii.gz", *args)

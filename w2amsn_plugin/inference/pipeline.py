@@ -96,8 +96,6 @@ def _threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    if n < 1:
-        raise InferenceError(f"--threads {n}: must be at least 1")
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

@@ -185,6 +185,8 @@ def make_plan(img: nib.spatialimages.SpatialImage, data: np.ndarray, model: Mode
               started: float | None = None) -> InferencePlan:
     """Check every choice against the input and decide everything, before any work."""
     where = str(in_path) if in_path is not None else "image"
+    if settings.threads is not None and settings.threads < 1:
+        raise InferenceError(f"--threads {settings.threads}: must be at least 1")
     device = check_device(settings.device)
     out_dtype, dtype_why = output_dtype(settings.dtype, data.dtype, klass)
     proto = training_protocol(model.options, model.options_path, model.scale)
