@@ -5,7 +5,6 @@ shares with ``w2amsn prepare-ixi`` (:func:`add_slice_options`) and the error han
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -97,34 +96,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_slice_options(parser)
 
 
-#: working memory of one volume in a worker, bytes per voxel of the crop (a float64 copy, float32
-#: and 16-bit stages of the HR and LR stacks, measured order of magnitude)
-_BYTES_PER_VOXEL = 16
-
-
-def _available_memory() -> int | None:
-    """MemAvailable of /proc/meminfo in bytes (None where there is no such file)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _memory_problem(crop: tuple[int, ...], workers: int) -> str | None:
-    """Why ``--crop`` cannot fit this machine's memory, checked before any work, or None."""
-    available = _available_memory()
-    need = math.prod(int(c) for c in crop) * _BYTES_PER_VOXEL * max(1, workers)
-    if available is None or need <= available:
-        return None
-    return (f"--crop {' '.join(map(str, crop))}: each volume needs about "
-            f"{need / max(1, workers) / 2**30:.1f} GiB per worker ({max(1, workers)} workers), "
-            f"{available / 2**30:.1f} GiB is available; use a smaller --crop or fewer --workers")
-
-
 def run_config(verb: str, args: argparse.Namespace, work: Callable[[], object]) -> int:
     """Run ``work`` after the pre-checks; one line and exit 2 for what a user can cause,
     130 for Ctrl-C."""
@@ -133,9 +104,10 @@ def run_config(verb: str, args: argparse.Namespace, work: Callable[[], object]) 
     from ..data.download import DownloadError
     from ..data.ixi import IXIDataError
     from ..data.lock import FolderLocked
+    from ..data.prepare import memory_problem
     from ..results.output_paths import output_folder_problem
 
-    problem = output_folder_problem(args.out) or _memory_problem(tuple(args.crop), args.workers)
+    problem = output_folder_problem(args.out) or memory_problem(tuple(args.crop), args.workers)
     if problem:
         print(f"w2amsn {verb}: error: {problem}", file=sys.stderr)
         return 2

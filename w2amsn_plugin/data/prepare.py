@@ -65,7 +65,7 @@ from .split import split_subjects
 from .staging import Staging, file_stamp, write_json_atomic
 
 __all__ = ["FORMAT_VERSION", "PrepareConfig", "PrepConfig", "PrepResult", "prepare_dataset",
-           "make_ixi_lmdb", "default_split"]
+           "make_ixi_lmdb", "default_split", "memory_problem"]
 
 
 @dataclass(frozen=True)
@@ -278,6 +278,34 @@ def _options_record(cfg: PrepareConfig, crop: tuple[int, int, int], split: Split
     return options
 
 
+#: working memory of one volume in a worker, bytes per voxel of the crop (a float64 copy, float32
+#: and 16-bit stages of the HR and LR stacks, measured order of magnitude)
+_BYTES_PER_VOXEL = 16
+
+
+def _available_memory() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def memory_problem(crop: tuple[int, ...], workers: int) -> str | None:
+    """Why ``--crop`` cannot fit this machine's memory, checked before any work, or None."""
+    available = _available_memory()
+    need = math.prod(int(c) for c in crop) * _BYTES_PER_VOXEL * max(1, workers)
+    if available is None or need <= available:
+        return None
+    return (f"--crop {' '.join(map(str, crop))}: each volume needs about "
+            f"{need / max(1, workers) / 2**30:.1f} GiB per worker ({max(1, workers)} workers), "
+            f"{available / 2**30:.1f} GiB is available; use a smaller --crop or fewer --workers")
+
+
 # ---------------------------------------------------------------------------------------- main
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -347,7 +375,7 @@ def _prepare(cfg: PrepareConfig, log: Callable[[str], None]) -> PrepResult:
                 "options": options, "protocol": protocol, "splits": splits,
                 "preprocessing": preprocessing_text(cfg, crop)}
     if source.layout != "ixi":
-        manifest["source"] = {"layout": source.layout, "root": str(Path(cfg.root).resolve())}
+        manifest["source"] = {"layout": source.layout, "root": str(cfg.root)}  # as given
     kinds = _kinds(cfg)
     targets_all = {database_name(mod, sp, kind, dataset): (sp, kind)
                    for sp in SPLITS if split_volumes[sp] for kind in kinds}
