@@ -177,7 +177,7 @@ def write_outputs(files: OutputFiles, save_image: Callable[[Path], None],
         with publish_lock(files.image.parent):
             _check_existing(files, overwrite, " (another run wrote it while this one ran)")
             os.replace(temps[files.sidecar], files.sidecar)
-            for final in files.image_files:
+            for final in sorted(files.image_files, key=lambda p: p == files.image):  # named last
                 os.replace(temps[final], final)
     except OSError as err:
         raise InferenceError(f"{files.image}: cannot write ({err.strerror or err})") from err
