@@ -27,7 +27,7 @@ class Recipe:
     """Training schedule: Adam at ``lr`` cosine-decayed to 1 % over ``total_iter`` iterations of
     ``batch`` patches of ``gt_size`` px (GT side), L1 loss, validation ``val_points`` times."""
 
-    total_iter: int = 1500
+    total_iter: int = 500
     batch: int = 16
     gt_size: int = 64
     lr: float = 1e-3

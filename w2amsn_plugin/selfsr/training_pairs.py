@@ -19,6 +19,7 @@ degraded axis as rows (``(slices, rows, columns)``), ready for patch sampling.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,17 +30,24 @@ from .slice_profile import SliceProfile, apply_along
 __all__ = ["Orientation", "TrainingPairs", "build_pairs", "resample_axis"]
 
 
+@functools.lru_cache(maxsize=32)
+def _spline_matrix(n: int, length: int) -> np.ndarray:
+    """``(length, n)`` matrix of 1-D cubic B-spline resampling (mirrored borders, voxel edges
+    kept: SciPy's ``zoom`` in grid mode, applied to each unit vector, so it is exact and 1-D)."""
+    cols = [ndimage.zoom(e, length / n, order=3, mode="grid-mirror", grid_mode=True)
+            for e in np.eye(n)]
+    matrix = np.stack(cols, axis=1)
+    assert matrix.shape == (length, n), (matrix.shape, n, length)
+    return matrix.astype(np.float32)
+
+
 def resample_axis(volume: np.ndarray, axis: int, length: int) -> np.ndarray:
     """``volume`` resampled along ``axis`` to ``length`` samples spanning the same extent (voxel
     edges kept; cubic B-spline, mirrored borders); float32. The identity at the same length."""
     volume = np.asarray(volume, dtype=np.float32)
     if volume.shape[axis] == length:
         return volume
-    zoom = [1.0] * volume.ndim
-    zoom[axis] = length / volume.shape[axis]
-    out = ndimage.zoom(volume, zoom, order=3, mode="grid-mirror", grid_mode=True)
-    assert out.shape[axis] == length, (out.shape, axis, length)
-    return out.astype(np.float32, copy=False)
+    return apply_along(volume, _spline_matrix(volume.shape[axis], length), axis)
 
 
 @dataclass(frozen=True)

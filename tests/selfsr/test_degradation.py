@@ -1,0 +1,133 @@
+"""The slice profile, the training pairs and the patch dataset of ``w2amsn self-sr``, checked
+against independent computations (w2amsn_plugin.selfsr.evaluation makes thick volumes with its own
+code) and against the geometry convention of the output grid."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import w2amsn_plugin  # noqa: F401  (compat patches before BasicSR)
+from w2amsn_plugin.selfsr.errors import SelfSRError
+from w2amsn_plugin.selfsr.evaluation import make_thick
+from w2amsn_plugin.selfsr.patch_dataset import SelfSRPatchDataset
+from w2amsn_plugin.selfsr.slice_profile import SliceProfile, apply_along, load_profile
+from w2amsn_plugin.selfsr.training_pairs import build_pairs, resample_axis
+
+RNG = np.random.default_rng(0)
+
+
+def _phantom(shape=(40, 36, 12)) -> np.ndarray:
+    """Smooth blobs plus texture in [0, 1], background zero at the border."""
+    x, y = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    head = (x ** 2 + y ** 2 < 0.7).astype(np.float32)
+    vol = np.stack([head * (0.5 + 0.3 * np.sin(5 * x + z) * np.cos(4 * y)) for z in range(shape[2])], -1)
+    return (vol + 0.05 * head[..., None] * RNG.random(shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "rect"])
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_profile_rows_are_centred_and_normalised(kind, k):
+    profile = SliceProfile(kind, thickness=k * 1.0)
+    centres = np.arange(8, 18) + (k - 1) / 2  # far from the borders (no truncation)
+    m = profile.matrix(centres, 30, 1.0)
+    assert np.allclose(m.sum(1), 1, atol=1e-6)
+    assert np.allclose((m * np.arange(30)).sum(1), centres, atol=1e-5)  # symmetric about the centre
+    if kind == "rect":  # the box of k pixels: exactly the mean of the slab
+        assert np.allclose(m[0, 8:8 + k], 1 / k) and np.count_nonzero(m[0] > 1e-9) == k
+
+
+def test_gaussian_fwhm():
+    """Gaussian profile of FWHM 5 mm on 0.1 mm pixels: the half-maximum width is 5 mm."""
+    m = SliceProfile("gaussian", 5.0).matrix(np.array([100.0]), 201, 0.1)[0]
+    above = np.flatnonzero(m >= m.max() / 2)
+    assert (above[-1] - above[0] + 1) * 0.1 == pytest.approx(5.0, abs=0.2)
+
+
+def test_gap_profile_is_narrower_than_the_spacing():
+    """Thickness 2 mm at 4 mm spacing (a gap): each thick slice sees only its central 2 mm."""
+    m = SliceProfile("rect", 2.0).matrix(np.array([5.5]), 12, 1.0)[0]
+    assert np.allclose(m[5:7], 0.5) and m[:5].sum() == 0 and m[7:].sum() == 0
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_pairs_equal_an_independent_thick_volume(k):
+    """Rows r0, r0+k, ... of the all-phase blurred stack are the thick slices that
+    evaluation.make_thick computes with its own code (exact slab means, rectangular profile)."""
+    vol = _phantom((40, 36, 12))
+    pairs = build_pairs(vol, (1.0, 1.0, float(k)), float(k), k, SliceProfile("rect", float(k)))
+    o = pairs.orientations[0]  # degraded axis 0 -> rows; (slices z, rows x, cols y)
+    thick = make_thick(vol, np.eye(4), 0, k, "rect").data  # (40/k, 36, 12)
+    lr = o.blurred[:, 0::k, :]  # (12, 40/k, 36)
+    inner = slice(1, -1)  # the borders differ by design (renormalised vs clipped slab)
+    assert np.allclose(lr.transpose(1, 2, 0)[inner], thick[inner], atol=1e-5)
+    assert np.array_equal(o.hr.transpose(1, 2, 0), vol)
+
+
+def test_non_integer_factor_resamples_training_slices_once():
+    """Factor 2.5 (k = 3): the fine stack has pixels of S/k = 2.5/3 mm, 40 -> 48 rows."""
+    vol = _phantom((40, 40, 10))
+    pairs = build_pairs(vol, (1.0, 1.0, 2.5), 2.5, 3, SliceProfile("gaussian", 2.5))
+    assert pairs.orientations[0].hr.shape == (10, 48, 40)
+    assert pairs.orientations[1].hr.shape == (10, 48, 40)
+    const = np.full((20, 8, 3), 0.7, np.float32)
+    assert np.allclose(resample_axis(const, 0, 27), 0.7, atol=1e-5)
+
+
+def _dataset_opt(tmp_path, vol, phase, k=4, **extra):
+    np.save(tmp_path / "scan.npy", vol)
+    return {"name": phase, "type": "SelfSRPatchDataset", "phase": phase, "volume": str(tmp_path / "scan.npy"),
+            "spacing": [1.0, 1.0, float(k)], "scale": k, "degradation": "slice_profile",
+            "profile": {"kind": "gaussian", "thickness": float(k)}, "val_slices": [5, 6],
+            "gt_size": 16, "samples_per_epoch": 64, **extra}
+
+
+def test_dataset_pairs_held_out_slices_and_flips(tmp_path):
+    vol = _phantom((40, 36, 12))
+    train = SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "train"))
+    assert set(train.slices) == set(range(12)) - {5, 6}
+    for i in range(20):
+        item = train[i]
+        assert item["lq"].shape == (1, 4, 16) and item["gt"].shape == (1, 16, 16)
+        assert item["slice_index"] not in (5, 6)
+    val = SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "val"))
+    assert len(val) == 4 and {val[i]["slice_index"] for i in range(4)} == {5, 6}
+    assert val[0]["gt"].shape == (1, 40, 36) and val[0]["lq"].shape == (1, 10, 36)
+    # a vertical flip of the pair is a pair: the degradation of the flipped GT is the flipped LR
+    profile = SliceProfile("gaussian", 4.0)
+    gt = vol[:, :, 3]
+    centres = np.arange(0, 40, 4) + 1.5
+    lr = apply_along(gt, profile.matrix(centres, 40, 1.0), 0)
+    lr_of_flipped = apply_along(gt[::-1], profile.matrix(centres, 40, 1.0), 0)
+    assert np.allclose(lr_of_flipped, lr[::-1], atol=1e-6)
+
+
+def test_patches_prefer_anatomy(tmp_path):
+    """Anatomy in one corner only: most patches overlap it."""
+    vol = np.zeros((64, 64, 8), np.float32)
+    vol[:16, :16] = 0.8
+    train = SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "train", background_weight=0.02))
+    hits = sum(float(train[i]["gt"].max()) > 0.5 for i in range(60))
+    assert hits >= 25  # uniform corners would hit about a tenth of the time (6 of 60)
+
+
+def test_in_plane_pairs_are_bicubic(tmp_path):
+    from w2amsn_plugin.data.degradations import bicubic_downscale
+
+    vol = _phantom((40, 36, 12))
+    val = SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "val", k=2, degradation="bicubic"))
+    item = val[0]
+    assert item["gt"].shape == (1, 40, 36) and item["lq"].shape == (1, 20, 18)
+    assert np.allclose(item["lq"][0].numpy(), bicubic_downscale(vol[:, :, 5], 2), atol=1e-6)
+
+
+def test_measured_profile_file(tmp_path):
+    np.save(tmp_path / "p.npy", np.array([0.0, 1.0, 2.0, 1.0, 0.0]))
+    prof = load_profile(tmp_path / "p.npy", 1.0)
+    m = prof.matrix(np.array([10.0]), 21, 1.0)[0]
+    assert np.allclose(m[9:12], [0.25, 0.5, 0.25]) and m.sum() == pytest.approx(1)
+    np.save(tmp_path / "bad.npy", np.ones((3, 3)))
+    with pytest.raises(SelfSRError, match="1-D"):
+        load_profile(tmp_path / "bad.npy", 1.0)
+    (tmp_path / "junk.npy").write_text("no")
+    with pytest.raises(SelfSRError, match="not a readable"):
+        load_profile(tmp_path / "junk.npy", 1.0)
