@@ -40,7 +40,7 @@ class Terminated(RunStopped):
     exit_code = 128 + signal.SIGTERM
 
 
-_RUN: dict[str, Any] = {"requested": False, "in_step": False, "last": None}
+_RUN: dict[str, Any] = {"requested": False, "in_step": False, "last": None, "pid": None}
 
 
 def _save_last() -> str:
@@ -71,6 +71,10 @@ def before_step() -> None:
 
 
 def _on_sigterm(_signum: int, _frame: Any) -> None:
+    if os.getpid() != _RUN["pid"]:  # a forked DataLoader worker: end as SIGTERM always did
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     _RUN["requested"] = True
     if not _RUN["in_step"]:  # between steps (data, validation, set-up): the weights are whole
         _stop()
@@ -84,7 +88,7 @@ def sigterm_saves_and_stops() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _RUN.update(requested=False, in_step=False, last=None)
+    _RUN.update(requested=False, in_step=False, last=None, pid=os.getpid())
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield
