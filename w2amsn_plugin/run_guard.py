@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 from typing import Any, Iterator
 
@@ -95,4 +94,3 @@ def sigterm_saves_and_stops() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGTERM, previous)
         _RUN.update(requested=False, in_step=False, last=None)
-        sys.stderr.flush()
