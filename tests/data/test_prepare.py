@@ -259,9 +259,30 @@ def test_disk_full_while_staging_is_one_line_and_keeps_the_staged_volumes(volume
     args = ["prepare", "--root", str(root), "--out", str(out), "--workers", "1",
             "--split", "4", "1", "1", *SMALL]
     assert w2amsn_main(args) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("w2amsn prepare: error")]
     assert len(err) == 1 and "No space left on device" in err[0] and "3/7 volumes" in err[0]
     assert (out / ".toy_T1w_staging" / "done.jsonl").read_text().count("\n") == 3
     monkeypatch.setattr(prepare.Staging, "commit", real_put)
     assert w2amsn_main(args) == 0
     assert "3 already done" in capsys.readouterr().err
+
+
+def test_io_error_while_publishing_is_one_line_and_a_rerun_finishes(volumes, tmp_path,
+                                                                    monkeypatch, capsys):
+    root = make_fake_bids_tree(tmp_path / "toy", volumes)
+    out = tmp_path / "db"
+
+    def failing_copy(*_args, **_kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(prepare, "write_sorted_copy", failing_copy)
+    args = ["prepare", "--root", str(root), "--out", str(out), "--workers", "1",
+            "--split", "4", "1", "1", *SMALL]
+    assert w2amsn_main(args) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("w2amsn prepare: error")]
+    assert len(err) == 1 and "Input/output error" in err[0] and "7/7 volumes" in err[0]
+    assert not list(out.glob("*.lmdb"))  # nothing published
+    monkeypatch.undo()
+    assert w2amsn_main(args) == 0
+    assert "7 already done" in capsys.readouterr().err
+    assert len(list(out.glob("*.lmdb"))) == 6

@@ -38,6 +38,7 @@ manifest is written last.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -46,7 +47,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from ..protocol import (IXI_DATASET, LABEL_RE, PAPER, SPLITS, ManifestError, Split, database_name,
                         kind_scale, lr_kind, manifest_name, read_manifest, slice_key, staging_name)
@@ -401,7 +402,9 @@ def _prepare(cfg: PrepareConfig, log: Callable[[str], None]) -> PrepResult:
                  for name, (sp, kind) in missing.items()}
     staging_config = {"format_version": FORMAT_VERSION, "modality": mod, "options": options,
                       "targets": sorted(missing)}
-    staging = Staging(staging_root, staging_config, missing, volume_split, files, map_sizes, log)
+    with _io_errors(out, "nothing is staged yet"):
+        staging = Staging(staging_root, staging_config, missing, volume_split, files, map_sizes,
+                          log)
     kinds_of = {sp: tuple(k for _, (s2, k) in missing.items() if s2 == sp) for sp in needed_splits}
     settings = SliceSettings(crop, cfg.percentile, cfg.plane, cfg.slices, cfg.bits,
                              cfg.compress_level)
@@ -438,9 +441,9 @@ def _prepare(cfg: PrepareConfig, log: Callable[[str], None]) -> PrepResult:
         raise IXIDataError(f"{err} [no database written; {len(staging.done)} finished volumes "
                            f"kept in {staging_root} for a rerun]") from None
     except (OSError, _lmdb_error()) as err:
-        reason = getattr(err, "strerror", None) or " ".join(str(err).split())
-        raise IXIDataError(f"{out}: cannot write ({reason}); {_kept(staging, volumes, staging_root)}"
-                           "; free space (or fix the folder) and rerun the same command") from None
+        raise IXIDataError(f"{out}: cannot write ({_reason(err)}); "
+                           f"{_kept(staging, volumes, staging_root)}; free space (or fix the "
+                           "folder) and rerun the same command") from None
     finally:
         if staging.writers:
             staging.close()
@@ -467,8 +470,9 @@ def _prepare(cfg: PrepareConfig, log: Callable[[str], None]) -> PrepResult:
                            "keys": sum(v["split"] == sp for v in vols.values()) * depth,
                            "shape": [h, w, 1]}
     manifest["databases"] = dict(sorted(databases.items()))
-    write_json_atomic(manifest_path, manifest)
-    shutil.rmtree(staging_root)
+    with _io_errors(out, f"the databases are in place, {manifest_path.name} is not"):
+        write_json_atomic(manifest_path, manifest)
+        shutil.rmtree(staging_root)
     seconds = time.perf_counter() - start
     rate = processed / seconds * 60 if seconds > 0 else 0.0
     log(f"done: {processed} volumes processed in {seconds:.1f} s ({rate:.1f} volumes/min); "
@@ -479,6 +483,20 @@ def _prepare(cfg: PrepareConfig, log: Callable[[str], None]) -> PrepResult:
             + (", ..." if len(all_skipped) > 5 else ""))
     return PrepResult(manifest_path, [out / n for n in sorted(targets_all)], processed, seconds,
                       manifest, all_skipped)
+
+
+def _reason(err: BaseException) -> str:
+    return getattr(err, "strerror", None) or " ".join(str(err).split()) or type(err).__name__
+
+
+@contextlib.contextmanager
+def _io_errors(out: Path, state: str) -> Iterator[None]:
+    """An OSError or LMDB error (a full disk, an I/O error) as one line naming ``out``."""
+    try:
+        yield
+    except (OSError, _lmdb_error()) as err:
+        raise IXIDataError(f"{out}: cannot write ({_reason(err)}); {state}; free space (or fix "
+                           "the folder) and rerun the same command") from None
 
 
 def _lmdb_error() -> type[Exception]:
