@@ -234,10 +234,26 @@ def _shrunk(path, name: str, lmdb, out):
     return out, opt
 
 
+def _infer_runs(weights, options, tmp_path) -> None:
+    """``w2amsn infer`` super-resolves a small NIfTI volume with the trained weights."""
+    import nibabel as nib
+    import numpy as np
+
+    from w2amsn_plugin.cli import w2amsn_main
+
+    vol = F.avg_pool2d(torch.rand(3, 1, 20, 18), 3, 1, padding=1)[:, 0].permute(1, 2, 0).numpy()
+    nib.save(nib.Nifti1Image((vol * 1000).astype(np.float32), np.diag([2.0, 2.0, 4.0, 1.0])),
+             tmp_path / "lr.nii.gz")
+    assert w2amsn_main(["infer", "-i", str(tmp_path / "lr.nii.gz"), "-o", str(tmp_path / "sr.nii.gz"),
+                        "-w", str(weights), "--options", str(options), "-q"]) == 0
+    assert nib.load(tmp_path / "sr.nii.gz").shape == (40, 36, 3)
+
+
 @pytest.mark.parametrize("name", NEW)
 def test_generated_options_train_and_test_through_basicsr(name, t1_lmdb, tmp_path, monkeypatch) -> None:
     """``basicsr train -opt`` (2 iterations) then ``basicsr test -opt`` on the committed T1 x2
-    options, which writes the method's Table III row (per-volume CSV)."""
+    options, which writes the method's Table III row (per-volume CSV); ``w2amsn infer`` with the
+    trained weights (NLM has none to give it)."""
     import csv
     from pathlib import Path
 
@@ -249,7 +265,9 @@ def test_generated_options_train_and_test_through_basicsr(name, t1_lmdb, tmp_pat
         train, opt = _shrunk(repo / f"options/train/{name}/train_{name}_T1_x2.yml", name, t1_lmdb,
                              tmp_path / "train.yml")
         assert basicsr_main(["train", "-opt", str(train)]) == 0
-        assert (tmp_path / "experiments" / opt["name"] / "models" / "net_g_latest.pth").is_file()
+        weights = tmp_path / "experiments" / opt["name"] / "models" / "net_g_latest.pth"
+        assert weights.is_file()
+        _infer_runs(weights, train, tmp_path)
     test, opt = _shrunk(repo / f"options/test/{name}/test_{name}_T1_x2.yml", name, t1_lmdb,
                         tmp_path / "test.yml")
     assert basicsr_main(["test", "-opt", str(test)]) == 0

@@ -199,3 +199,37 @@ def test_minutes_budget_from_the_iteration_log():
     assert logs.iterations_for_minutes(2, 0.5) == 240 and logs.iterations_for_minutes(0.001, 9) == 1
     with pytest.raises(method.BenchmarkError, match="--calib-iters"):
         logs.seconds_per_iteration("\n".join(lines[:3]))
+
+
+@pytest.mark.slow  # six basicsr runs in subprocesses: minutes on a loaded 2-core machine
+def test_methods_on_one_recipe_write_table_iii_and_both_figures(lmdb_root, tmp_path):
+    """``--methods``: registered networks on the data and recipe of ``--like`` (NLM untrained,
+    SRCNN 2 iterations, W2AMSN small with its x8 self-ensemble), Table III's shape as columns."""
+    like = tiny_options("EDSR", lmdb_root, tmp_path / "opts")
+    out = tmp_path / "res"
+    code = cmd.main(["--methods", "NLM", "SRCNN", "W2AMSN", "--like", str(like), "--small", "--iters", "2",
+                     "--workdir", str(tmp_path), "--out", str(out),
+                     "--force-yml", "num_gpu=0"])
+    assert code == 0
+    for name in ("table_iii.md", "table_iii.csv", "table_iii.json", "psnr_vs_time.png", "psnr_vs_params.png"):
+        assert (out / name).is_file(), name
+    assert (out / "psnr_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(out / "table_iii.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == ["measure", "Bicubic", "NLM", "SRCNN", "W2AMSN", "W2AMSN+"]
+    assert table[0]["measure"] == "PSNR/SSIM" and "/" in table[0]["NLM"]
+    report = _strict_json((out / "benchmark.json").read_text())
+    assert report["methods"]["NLM"]["iters"] == 0 and report["methods"]["NLM"]["size"]["params"] == 0
+    assert report["methods"]["SRCNN"]["iters"] == 2
+    assert report["methods"]["W2AMSN"]["network_g"]["num_block"] == 2  # the SMALL cut
+    assert "| PSNR/SSIM |" in (out / "table_iii.md").read_text()
+
+
+def test_methods_errors_are_one_line(lmdb_root, tmp_path, capsys):
+    like = tiny_options("EDSR", lmdb_root, tmp_path / "opts")
+    assert cmd.main(["--methods", "SRCNN", "--iters", "2", "--workdir", str(tmp_path)]) == 2
+    assert "--methods needs --like" in capsys.readouterr().err
+    assert cmd.main(["--methods", "Nope", "--like", str(like), "--iters", "2",
+                     "--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown network 'Nope'" in err

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from .rdn_arch import SubPixelUpsampler
 
-__all__ = ["TABLE_II_NOTES", "CSAR", "CSFM", "EXPERIMENT_TAGS", "FMM", "PRESETS", "TABLE_II"]
+__all__ = ["SMALL", "TABLE_II_NOTES", "CSAR", "CSFM", "EXPERIMENT_TAGS", "FMM", "PRESETS", "TABLE_II"]
 
 
 class CSAR(nn.Module):
@@ -108,3 +108,5 @@ TABLE_II_NOTES: dict[str, str] = {"CSFM": (
     "15,989 per parameter against 14,400 (the 120x120 LR pixels) for its RDN, RCAN and W2AMSN "
     "rows; every CSFM layer runs at LR resolution, so no configuration reaches that ratio, and no "
     "reading of the 397.64G was found.")}
+#: the preset cut for CPU comparisons (``w2amsn baselines --small``; docs/baselines.md)
+SMALL: dict[str, dict[str, Any]] = {"CSFM": {"num_feat": 32, "num_block": 2, "num_csar": 4, "reduction": 8}}

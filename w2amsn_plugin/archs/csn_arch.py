@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .rdn_arch import SubPixelUpsampler
 
-__all__ = ["CSB", "CSN", "EXPERIMENT_TAGS", "PRESETS"]
+__all__ = ["SMALL", "CSB", "CSN", "EXPERIMENT_TAGS", "PRESETS"]
 
 
 def _unit(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -85,3 +85,5 @@ PRESETS: dict[str, dict[str, Any]] = {
     "CSN": {"type": "CSN", "num_in_ch": 1, "num_out_ch": 1, "num_feat": 64, "num_block": 16, "num_unit": 4},
 }
 EXPERIMENT_TAGS: dict[str, str] = {"CSN": "b{num_block}u{num_unit}f{num_feat}"}
+#: the preset cut for CPU comparisons (``w2amsn baselines --small``; docs/baselines.md)
+SMALL: dict[str, dict[str, Any]] = {"CSN": {"num_feat": 32, "num_block": 4, "num_unit": 2}}

@@ -23,7 +23,7 @@ from basicsr.archs.edsr_arch import EDSR
 from basicsr.archs.rcan_arch import RCAN
 from basicsr.utils.registry import ARCH_REGISTRY
 
-__all__ = ["EDSRGray", "EXPERIMENT_TAGS", "PRESETS", "RCANGray", "TABLE_II", "TABLE_II_NOTES"]
+__all__ = ["EDSRGray", "EXPERIMENT_TAGS", "PRESETS", "RCANGray", "SMALL", "TABLE_II", "TABLE_II_NOTES"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "EDSR": {
@@ -34,6 +34,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "type": "RCANGray", "num_in_ch": 1, "num_out_ch": 1, "num_feat": 64, "num_group": 10,
         "num_block": 20, "squeeze_factor": 16, "res_scale": 1, "img_range": 255.0, "mean": [0.5],
     },
+}
+#: the presets cut for CPU comparisons (``w2amsn baselines --small``; docs/baselines.md)
+SMALL: dict[str, dict[str, Any]] = {
+    "EDSR": {"num_block": 4},
+    "RCAN": {"num_feat": 48, "num_group": 2, "num_block": 4, "squeeze_factor": 8},
 }
 #: Table II ("model size comparison on T2 for SR x2"): parameters, mult-adds
 TABLE_II: dict[str, tuple[float, float]] = {"EDSR": (3.14e6, 722.61e9), "RCAN": (15.44e6, 220.34e9)}

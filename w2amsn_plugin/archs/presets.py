@@ -8,6 +8,8 @@ Each architecture module (``*_arch.py``, or a ``*_presets.py`` beside it; see
 - ``TABLE_II``: model name -> the paper's Table II (parameters, mult-adds), where it has a row;
 - ``TABLE_II_NOTES``: model name -> a reading of the Table II figures ours differ from by more
   than 5% (or the statement that none was found);
+- ``SMALL``: model name -> the kwargs that cut the preset to a few hundred thousand parameters
+  for comparisons on a CPU (:func:`small_preset`; networks without an entry stay as they are);
 - ``EXPERIMENT_TAGS``: arch type -> the size part of experiment names, a format string over the
   ``network_g`` dict (default ``b{num_block}f{num_feat}`` when both keys exist, else none).
 
@@ -25,12 +27,12 @@ from .discovery import import_arch_modules
 from .w2amsn_presets import ABLATIONS, Ablation, ablation
 
 __all__ = ["ABLATIONS", "PRESETS", "TABLE_II", "TABLE_II_NOTES", "Ablation", "ablation", "experiment_tag",
-           "preset",
-           "preset_source", "trainable"]
+           "preset", "preset_source", "SMALL", "small_preset", "trainable"]
 
 PRESETS: dict[str, dict[str, Any]] = {}
 TABLE_II: dict[str, tuple[float, float]] = {}
 TABLE_II_NOTES: dict[str, str] = {}
+SMALL: dict[str, dict[str, Any]] = {}
 _TAGS: dict[str, str] = {}
 _SOURCE: dict[str, str] = {}
 
@@ -44,6 +46,7 @@ def _merge() -> None:
             PRESETS[name], _SOURCE[name] = opt, str(module.__file__)
         TABLE_II.update(getattr(module, "TABLE_II", {}))
         TABLE_II_NOTES.update(getattr(module, "TABLE_II_NOTES", {}))
+        SMALL.update(getattr(module, "SMALL", {}))
         _TAGS.update(getattr(module, "EXPERIMENT_TAGS", {}))
 
 
@@ -55,6 +58,11 @@ def preset(name: str, upscale: int) -> dict[str, Any]:
     if name not in PRESETS:
         raise KeyError(f"unknown network preset {name!r}; known: {', '.join(PRESETS)}")
     return {**copy.deepcopy(PRESETS[name]), "upscale": upscale}
+
+
+def small_preset(name: str, upscale: int) -> dict[str, Any]:
+    """:func:`preset` with the arch's ``SMALL`` cut applied (module doc)."""
+    return {**preset(name, upscale), **copy.deepcopy(SMALL.get(name, {}))}
 
 
 def preset_source(name: str) -> str:

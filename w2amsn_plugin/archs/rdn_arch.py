@@ -18,7 +18,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
-__all__ = ["EXPERIMENT_TAGS", "PRESETS", "RDB", "RDN", "SubPixelUpsampler", "TABLE_II"]
+__all__ = ["SMALL", "EXPERIMENT_TAGS", "PRESETS", "RDB", "RDN", "SubPixelUpsampler", "TABLE_II"]
 
 
 class RDB(nn.Module):
@@ -97,3 +97,5 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: Table II ("model size comparison on T2 for SR x2"): parameters, mult-adds
 TABLE_II: dict[str, tuple[float, float]] = {"RDN": (22.12e6, 318.43e9)}
 EXPERIMENT_TAGS: dict[str, str] = {"RDN": "D{num_block}C{num_layer}G{growth}"}
+#: the preset cut for CPU comparisons (``w2amsn baselines --small``; docs/baselines.md)
+SMALL: dict[str, dict[str, Any]] = {"RDN": {"num_feat": 32, "num_block": 4, "num_layer": 4, "growth": 32}}

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .bicubic import upsample
 
-__all__ = ["TABLE_II_NOTES", "EXPERIMENT_TAGS", "PRESETS", "TABLE_II", "VDSR"]
+__all__ = ["SMALL", "TABLE_II_NOTES", "EXPERIMENT_TAGS", "PRESETS", "TABLE_II", "VDSR"]
 
 
 @ARCH_REGISTRY.register()
@@ -65,3 +65,5 @@ TABLE_II_NOTES: dict[str, str] = {"VDSR": (
     "RDN, RCAN and W2AMSN rows), but VDSR runs on the 240x240 upsampled image: 20 layers of 64 "
     "cost 665,921 x 57,600 = 38.3G. For 1.40M parameters no reading was found: 20 layers of 64 "
     "filters have 0.67M, and no depth or width the VDSR paper states gives 1.40M.")}
+#: the preset cut for CPU comparisons (``w2amsn baselines --small``; docs/baselines.md)
+SMALL: dict[str, dict[str, Any]] = {"VDSR": {"num_layer": 10}}

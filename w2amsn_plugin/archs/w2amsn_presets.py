@@ -12,7 +12,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ABLATIONS", "EXPERIMENT_TAGS", "PRESETS", "TABLE_II", "TABLE_II_NOTES", "Ablation", "ablation"]
+__all__ = ["ABLATIONS", "EXPERIMENT_TAGS", "PRESETS", "SMALL", "TABLE_II", "TABLE_II_NOTES", "Ablation",
+           "ablation"]
 
 _W2AMSN: dict[str, Any] = {
     "type": "W2AMSN", "num_in_ch": 1, "num_out_ch": 1, "num_feat": 32, "num_block": 20,
@@ -68,6 +69,9 @@ ABLATIONS: dict[str, Ablation] = {
 
 #: Table II ("model size comparison on T2 for SR x2"): parameters, mult-adds
 TABLE_II: dict[str, tuple[float, float]] = {"W2AMSN": (11.67e6, 167.91e9), "W2AMSN-S": (5.93e6, 85.33e9)}
+#: the presets cut for CPU comparisons (``w2amsn baselines --small``): the README demo's network
+SMALL: dict[str, dict[str, Any]] = {"W2AMSN": {"num_feat": 32, "num_block": 2, "widen": 2},
+                                    "W2AMSN-S": {"num_feat": 32, "num_block": 1, "widen": 2}}
 _UPSAMPLER = ("Both rows fall short by a nearly constant 2.2-2.3M parameters at LR resolution: an "
               "EDSR-style x2 upsampler on 8a = 256 features (upsample_feat: 256) brings both within "
               "1.1% (docs/model-size.md).")

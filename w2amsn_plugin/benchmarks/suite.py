@@ -37,14 +37,18 @@ from typing import Any, Callable
 
 import torch
 
+from ..archs.presets import PRESETS, trainable
 from . import data_path, inference, precision, training, volume
 from .machine_limits import ConvLimit, conv_limit, machine_info
 from .results import Row, Target, error_row, guarded, markdown_table, targets_table
 
 from .targets import check_targets, find_row
-__all__ = ["Profile", "PROFILES", "BenchResult", "run_bench", "apply_mfu", "report"]
 
-ALL_MODELS = ("W2AMSN", "W2AMSN-S", "EDSR", "RCAN")
+__all__ = ["ALL_MODELS", "Profile", "PROFILES", "BenchResult", "run_bench", "apply_mfu", "report",
+           "with_models"]
+
+#: every registered network preset (archs/*_arch.py)
+ALL_MODELS = tuple(PRESETS)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,20 @@ PROFILES: dict[str, Profile] = {
         data=data_path.DataSettings(n_volumes=4, n_batches=15),
         volume=volume.VolumeSettings(budget_s=15.0, ensemble_side=64), precision_slices=4, limit_reps=5),
 }
+
+
+def with_models(profile: Profile, models: tuple[str, ...]) -> Profile:
+    """``profile`` measuring ``models`` (``w2amsn bench --models``): the full profile runs every
+    path for them, the quick one our path; training rows for those with weights."""
+    unknown = [m for m in models if m not in PRESETS]
+    if unknown:
+        raise ValueError(f"unknown network {unknown[0]!r}; registered: {', '.join(PRESETS)}")
+    learned = tuple(m for m in models if trainable(m))
+    if profile.name == "full":
+        return replace(profile, matrix_models=models, ours_models=(),
+                       compile_models=tuple(m for m in profile.compile_models if m in models),
+                       train_models=learned)
+    return replace(profile, matrix_models=(), ours_models=models, compile_models=(), train_models=learned)
 
 
 @dataclass

@@ -1,5 +1,7 @@
-"""``w2amsn baselines``: train and test W²AMSN and baselines with one budget; comparison table and
-PSNR-vs-parameters plot (what is run and measured: :mod:`w2amsn_plugin.benchmarks.baselines.runner`)."""
+"""``w2amsn baselines``: train and test W²AMSN and baselines with one budget; comparison table,
+Table III's shape and the PSNR-vs-parameters and PSNR-vs-time plots (what is run and measured:
+:mod:`w2amsn_plugin.benchmarks.baselines.runner`; ``--methods``:
+:mod:`w2amsn_plugin.benchmarks.baselines.methods`)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +12,7 @@ from typing import Sequence
 
 
 from ..benchmarks.baselines.method import PROG, BenchmarkError, RunFailed, say
+from ..benchmarks.baselines.methods import write_method_options
 from ..benchmarks.baselines.runner import run_benchmark
 from ..results.output_paths import output_folder_problem
 
@@ -18,9 +21,22 @@ __all__ = ["configure_parser", "run", "main"]
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``scripts/benchmark_baselines.py``."""
-    parser.add_argument("--train-opts", nargs="+", required=True, metavar="YML",
-                        help="BasicSR training options, one per method "
-                             "(e.g. options/train/*/train_*_T1_x2.yml)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--train-opts", nargs="+", metavar="YML",
+                       help="BasicSR training options, one per method "
+                            "(e.g. options/train/*/train_*_T1_x2.yml)")
+    which.add_argument("--methods", nargs="+", metavar="NAME",
+                       help="registered networks (w2amsn stats lists them), each trained with the "
+                            "recipe and data of --like and tested with --like-test")
+    parser.add_argument("--like", metavar="YML", help="with --methods: the training options whose data, "
+                        "patches, batch and schedule every method uses (its network_g is replaced)")
+    parser.add_argument("--like-test", metavar="YML", help="with --methods: the test options of the "
+                        "test set (default: derived from --like, see --test-split)")
+    parser.add_argument("--small", action="store_true", help="with --methods: each network cut to a "
+                        "few hundred thousand parameters (the arch's SMALL entry), for CPUs")
+    parser.add_argument("--plus", nargs="*", metavar="NAME", default=None,
+                        help="methods also tested with the x8 self-ensemble (default with --methods: "
+                             "W2AMSN, Table III's W²AMSN+)")
     budget = parser.add_mutually_exclusive_group(required=True)
     budget.add_argument("--iters", type=int, help="training iterations per method")
     budget.add_argument("--minutes", type=float,
@@ -60,10 +76,21 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir)
     out = Path(args.out) if args.out else workdir / "results" / "baselines"
     problem = output_folder_problem(workdir) or output_folder_problem(out)
-    if problem:  # before any training (issue 17)
+    if problem:  # before any training
         print(f"{PROG}: error: {problem}", file=sys.stderr)
         return 2
+    if args.methods and not args.like:
+        print(f"{PROG}: error: --methods needs --like (the training options to take data and recipe from)",
+              file=sys.stderr)
+        return 2
     try:
+        if args.methods:
+            args.train_opts, args.test_opts, args.labels = write_method_options(
+                args.methods, Path(args.like), Path(args.like_test) if args.like_test else None,
+                out / "options", small=args.small)
+            args.test_opts = args.test_opts or None
+            if args.plus is None:
+                args.plus = [m for m in args.methods if m == "W2AMSN"]
         report = run_benchmark(args)
     except BenchmarkError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""``w2amsn bench [--quick] [--json FILE] [--device cpu|cuda] [--threads N] [--weights PTH]``:
+"""``w2amsn bench [--quick] [--models NAME ...] [--json FILE] [--device cpu|cuda] [--threads N]
+[--weights PTH]``:
 measure this machine's limits and the plugin's speed against them (what is measured:
 :mod:`w2amsn_plugin.benchmarks.suite`)."""
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..benchmarks.suite import PROFILES, report, run_bench
+from ..benchmarks.suite import PROFILES, report, run_bench, with_models
 from ..results.files import write_text
 from ..results.output_paths import output_file_problem
 
@@ -24,6 +25,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="the short run (< 3 min on 2 cores): fewer networks, repetitions and "
                              "slices, no torch.compile")
     parser.add_argument("--json", metavar="FILE", help="also write every number to FILE as JSON")
+    parser.add_argument("--models", nargs="+", metavar="NAME", default=None,
+                        help="registered networks to measure instead of the profile's (w2amsn stats "
+                             "lists them), e.g. --models RDN CSFM W2AMSN")
     parser.add_argument("--device", default="cpu",
                         help="cpu, cuda or cuda:N for the network rows (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
@@ -61,9 +65,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"w2amsn bench: error: {problem}", file=sys.stderr)
         return 2
     profile = PROFILES["quick" if args.quick else "full"]
+    if args.models:
+        try:
+            profile = with_models(profile, tuple(args.models))
+        except ValueError as err:
+            print(f"w2amsn bench: error: --models: {err}", file=sys.stderr)
+            return 2
     command = "w2amsn bench" + (" --quick" if args.quick else "") + (
         f" --device {args.device}" if args.device != "cpu" else "") + (
-        f" --threads {args.threads}" if args.threads else "")
+        f" --threads {args.threads}" if args.threads else "") + (
+        f" --models {' '.join(args.models)}" if args.models else "")
     if args.weights:
         command += f" --weights {args.weights}" + (f" --opt {args.opt}" if args.opt else "")
     result = run_bench(profile, device=args.device, threads=args.threads, command=command,

@@ -85,7 +85,7 @@ def _test_root(path: str, split: str, where: str) -> str:
     return os.path.join(head, database_name(parsed.modality, split, parsed.kind, parsed.dataset))
 
 
-def derive_test_options(train_opt: dict[str, Any], label: str, weights: str, *, split: str = "test",
+def derive_test_options(train_opt: dict[str, Any], label: str, weights: str | None, *, split: str = "test",
                         self_ensemble: bool = False, test_opt: dict[str, Any] | None = None,
                         where: str = "<options>") -> dict[str, Any]:
     """Test options of one method (module doc, step 3): ``test_opt`` (a ``--test-opts`` file)
@@ -118,6 +118,8 @@ def derive_test_options(train_opt: dict[str, Any], label: str, weights: str, *, 
     val = out.setdefault("val", {})
     val.update(self_ensemble=self_ensemble, results_table=True,
                method_name=label + ("+" if self_ensemble else ""))
+    if weights is None:  # a method without weights (NLM)
+        val["allow_untrained"] = True
     return out
 
 

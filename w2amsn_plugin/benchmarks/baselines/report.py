@@ -1,5 +1,5 @@
-"""The benchmark's results: comparison rows, the Markdown table and the PSNR-vs-parameters plot
-(the paper's Fig. 3(a))."""
+"""The benchmark's results: comparison rows, the Markdown table, Table III's shape (methods as
+columns) and the PSNR-vs-parameters and PSNR-vs-time plots (the paper's Fig. 3(a) and 3(b))."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 
 from .method import BenchmarkError, Method
-__all__ = ['MACS_INPUT', 'METRICS', 'comparison_rows', 'comparison_markdown', 'plot_psnr_vs_params']
+__all__ = ['MACS_INPUT', 'METRICS', 'comparison_rows', 'comparison_markdown', 'plot_psnr_vs_params',
+           'plot_psnr_vs_time', 'table_iii', 'table_iii_markdown']
 
 #: LR input size of the parameter/multiply-add count (Table II's MACs are params x 120 x 120)
 MACS_INPUT = (120, 120)
@@ -131,3 +132,55 @@ def machine_summary() -> str:
     return f"{device}, {platform.processor() or platform.machine()}, torch {torch.__version__}"
 
 
+
+
+def table_iii(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table III's shape: one row per measure (PSNR/SSIM whole slice and foreground, parameters,
+    test seconds per slice), one column per method in the order tested, Bicubic first."""
+    def pair(r: dict[str, Any], suffix: str) -> str:
+        return f"{_num(r['psnr' + suffix], '.2f')}/{_num(r['ssim' + suffix], '.4f')}"
+
+    measures = (("PSNR/SSIM", lambda r: pair(r, "")), ("PSNR/SSIM (foreground)", lambda r: pair(r, "_fg")),
+                ("Params (M)", lambda r: "–" if r["method"] == "Bicubic" else _num(r["params"] / 1e6, ".3f")),
+                ("Test (s/slice)", lambda r: _num(r["test_s_per_slice"], ".4f")))
+    return [{"measure": name, **{r["method"]: cell(r) for r in rows}} for name, cell in measures]
+
+
+def table_iii_markdown(table: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
+    """:func:`table_iii` as Markdown with the set-up it was measured on."""
+    methods = [k for k in table[0] if k != "measure"]
+    lines = [f"# Table III shape: {info['modality']} ×{info['scale']}, {info['budget']}", "",
+             "| | " + " | ".join(methods) + " |", "|:--|" + "--:|" * len(methods)]
+    lines += ["| " + " | ".join([r["measure"]] + [str(r[m]) for m in methods]) + " |" for r in table]
+    lines += ["", f"- Test set: {info['test_set']}; PSNR/SSIM: mean over volumes of the per-volume mean "
+              "over slices (Table III's convention).", f"- Machine: {info['machine']}."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_psnr_vs_time(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
+    """Fig. 3(b) of the paper: foreground PSNR against test seconds per slice (log axis); the
+    marker area grows with the parameter count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ...results.files import write_figure
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for r in rows:
+        x, y = r["test_s_per_slice"], r["psnr_fg"]
+        if r["method"] == "Bicubic" or not (math.isfinite(x) and x > 0 and math.isfinite(y)):
+            continue
+        ours = r["network"] == "W2AMSN"
+        size = 30 + 300 * math.sqrt(max(r["params"], 0) / 1e6) if math.isfinite(r["params"]) else 30
+        ax.scatter([x], [y], s=size, marker="*" if ours else "o", zorder=3, alpha=0.7,
+                   color="tab:red" if ours else "tab:blue")
+        ax.annotate(r["method"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
+    ax.set_xscale("log")
+    ax.set_xlabel("Test time per slice (s; BasicSR test loop)")
+    ax.set_ylabel("PSNR, foreground (dB)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    write_figure(fig, path, dpi=120)

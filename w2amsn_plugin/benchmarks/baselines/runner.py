@@ -58,7 +58,7 @@ from .method import PROG, BenchmarkError, Method, RunFailed, say
 from .options import (budget_train_options, check_data, derive_test_options, dump_options, load_options,
                       method_labels)
 from .report import (MACS_INPUT, comparison_markdown, comparison_rows, finite_or_none, machine_summary,
-                     plot_psnr_vs_params, volume_csv)
+                     plot_psnr_vs_params, plot_psnr_vs_time, table_iii, table_iii_markdown, volume_csv)
 
 
 __all__ = ["run_benchmark"]
@@ -119,7 +119,7 @@ def _prepare(args: argparse.Namespace, workdir: Path) -> list[Method]:
     return methods
 
 
-def _test_options(m: Method, args: argparse.Namespace, weights: str, self_ensemble: bool = False
+def _test_options(m: Method, args: argparse.Namespace, weights: str | None, self_ensemble: bool = False
                   ) -> dict[str, Any]:
     test_opt = None
     if m.test_source is not None:
@@ -166,12 +166,12 @@ def _train(m: Method, args: argparse.Namespace, workdir: Path, out: Path) -> Pat
     return weights
 
 
-def _test(m: Method, args: argparse.Namespace, workdir: Path, out: Path, weights: Path,
+def _test(m: Method, args: argparse.Namespace, workdir: Path, out: Path, weights: Path | None,
           self_ensemble: bool) -> None:
     from ...results.tables import BICUBIC, read_volume_rows, volumes_from_rows
     from ...results.volume_scores import set_means
 
-    opt = _test_options(m, args, str(weights), self_ensemble)
+    opt = _test_options(m, args, None if weights is None else str(weights), self_ensemble)
     label = opt["val"]["method_name"]
     tag = f"{m.label}_plus" if self_ensemble else m.label
     opt_path = dump_options(out / "options" / f"test_{tag}.yml", opt, f"{PROG}: {label} on the test set")
@@ -207,10 +207,18 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             m.size = count(m.train_opt["network_g"], MACS_INPUT)
         except (ValueError, TypeError, RuntimeError) as err:
             say(f"{m.label}: cannot count parameters/MACs: {err}")
+    plus_labels = set(getattr(args, "plus", None) or [])
     for m in methods:
-        m.iters = args.iters if args.iters else _calibrate(m, args, workdir, out)
-        weights = _train(m, args, workdir, out)
-        for plus in ((False, True) if args.self_ensemble else (False,)):
+        weights: Path | None = None
+        if m.size.get("params") == 0:  # nothing to train (NLM): tested as it is
+            m.train = {"options": None, "log": None, "weights": None, "wall_s": 0.0, "loop_s": 0.0,
+                       "schedule": None}
+            say(f"{m.label}: no weights to train; tested as it is")
+        else:
+            m.iters = args.iters if args.iters else _calibrate(m, args, workdir, out)
+            weights = _train(m, args, workdir, out)
+        ensemble = weights is not None and (args.self_ensemble or m.label in plus_labels)
+        for plus in ((False, True) if ensemble else (False,)):
             _test(m, args, workdir, out, weights, plus)
     rows = comparison_rows(methods)
     first = next(iter(methods[0].tests.values()))
@@ -218,11 +226,18 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     info = {"modality": first["modality"], "scale": first["scale"], "budget": budget,
             "test_set": first["dataroot_gt"], "machine": machine_summary()}
     files = {name: str(out / name) for name in
-             ("comparison.md", "comparison.csv", "psnr_vs_params.png", "benchmark.json")}
+             ("comparison.md", "comparison.csv", "psnr_vs_params.png", "psnr_vs_time.png", "table_iii.md",
+              "table_iii.csv", "table_iii.json", "benchmark.json")}
     write_csv(out / "comparison.csv", rows)
     write_text(out / "comparison.md", comparison_markdown(rows, info))
     plot_psnr_vs_params(rows, out / "psnr_vs_params.png",
                         f"PSNR vs parameters: {info['modality']} ×{info['scale']}, {budget}")
+    plot_psnr_vs_time(rows, out / "psnr_vs_time.png",
+                      f"PSNR vs test time per slice: {info['modality']} ×{info['scale']}, {budget}")
+    table = table_iii(rows)
+    write_csv(out / "table_iii.csv", table)
+    write_text(out / "table_iii.md", table_iii_markdown(table, info))
+    write_text(out / "table_iii.json", json.dumps(finite_or_none({**info, "rows": table}), indent=1) + "\n")
     report = {"settings": {"iters": args.iters, "minutes": args.minutes, "calib_iters": args.calib_iters,
                            "self_ensemble": args.self_ensemble, "force_yml": list(args.force_yml or []),
                            "test_split": args.test_split, "workdir": str(workdir)},
