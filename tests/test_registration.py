@@ -19,7 +19,7 @@ from w2amsn_plugin.archs.nlm_arch import NLMUpsampler
 from w2amsn_plugin.archs.rdn_arch import RDN
 from w2amsn_plugin.archs.srcnn_arch import SRCNN
 from w2amsn_plugin.archs.vdsr_arch import VDSR
-from w2amsn_plugin.data import IXIPairedDataset
+from w2amsn_plugin.data import IXIPairedDataset, MRSliceDataset
 from w2amsn_plugin.metrics import calculate_psnr_fg, calculate_psnr_mr, calculate_ssim_fg, calculate_ssim_mr
 from w2amsn_plugin.models import MRSRModel
 
@@ -30,6 +30,7 @@ EXPECTED = {
     ("ARCH_REGISTRY", "RCANGray"): RCANGray,
     **{("ARCH_REGISTRY", cls.__name__): cls for cls in (SRCNN, VDSR, RDN, CSN, CSFM, NLMUpsampler)},
     ("DATASET_REGISTRY", "IXIPairedDataset"): IXIPairedDataset,
+    ("DATASET_REGISTRY", "MRSliceDataset"): MRSliceDataset,
     ("METRIC_REGISTRY", "calculate_psnr_mr"): calculate_psnr_mr,
     ("METRIC_REGISTRY", "calculate_ssim_mr"): calculate_ssim_mr,
     ("METRIC_REGISTRY", "calculate_psnr_fg"): calculate_psnr_fg,
