@@ -27,7 +27,7 @@ def _package(tmp_path: Path, files: dict[str, str]) -> str:
 def test_every_arch_file_is_imported_and_a_broken_one_is_named(tmp_path: Path) -> None:
     pkg = _package(tmp_path, {"good_arch.py": "PRESETS = {'Good': {'type': 'X'}}\n",
                               "helper.py": "raise RuntimeError('not an arch file')\n",
-                              "broken_arch.py": "import torch\nthis is not python\n"})
+                              "broken_arch.py": "import torch\ndef broken(:\n"})
     try:
         with pytest.raises(ArchImportError) as info:
             import_arch_modules("fake_archs", Path(pkg))
