@@ -131,3 +131,11 @@ def test_measured_profile_file(tmp_path):
     (tmp_path / "junk.npy").write_text("no")
     with pytest.raises(SelfSRError, match="not a readable"):
         load_profile(tmp_path / "junk.npy", 1.0)
+
+
+def test_non_square_slices_give_one_patch_shape(tmp_path):
+    """Orientations of a 40x28 slice have 40 and 28 rows: every patch has one shape (they batch)."""
+    vol = _phantom((40, 28, 8))
+    train = SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "train", gt_size=64))
+    shapes = {tuple(train[i]["gt"].shape) for i in range(30)}
+    assert shapes == {(1, 28, 28)}

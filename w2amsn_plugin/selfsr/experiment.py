@@ -27,7 +27,7 @@ class Recipe:
     """Training schedule: Adam at ``lr`` cosine-decayed to 1 % over ``total_iter`` iterations of
     ``batch`` patches of ``gt_size`` px (GT side), L1 loss, validation ``val_points`` times."""
 
-    total_iter: int = 500
+    total_iter: int = 300
     batch: int = 16
     gt_size: int = 64
     lr: float = 1e-3
@@ -55,7 +55,7 @@ def self_sr_options(name: str, dataset: dict[str, Any], val_slices: list[int], s
     return {
         "name": name, "model_type": "MRSRModel", "scale": scale, "num_gpu": num_gpu, "manual_seed": 0,
         "datasets": {
-            "train": {**common, "name": "scan_train", "gt_size": recipe.gt_size,
+            "train": {**common, "name": "scan_train", "gt_size": max(scale, recipe.gt_size // scale * scale),
                       "samples_per_epoch": recipe.batch * total, "use_hflip": True, "use_vflip": True,
                       "num_worker_per_gpu": 0, "batch_size_per_gpu": recipe.batch,
                       "dataset_enlarge_ratio": 1, "prefetch_mode": None},

@@ -80,12 +80,17 @@ class SelfSRPatchDataset(data.Dataset):
             if self.gt_size % self.scale:
                 raise ValueError(f"SelfSRPatchDataset: gt_size {self.gt_size} is not a multiple of "
                                  f"the scale {self.scale}")
+            k = self.scale
+            rows = min(hr.shape[1] for hr in self.hr)
+            cols = min(hr.shape[2] for hr in self.hr)
+            # one patch shape for every orientation (they batch), whole LR pixels
+            self.patch = (min(self.gt_size, rows - rows % k),
+                          min(self.gt_size, cols - cols % k if self.bicubic else cols))
             self._cdf = [self._patch_cdf(hr) for hr in self.hr]
 
     # -- where patches come from ----------------------------------------------------------------
     def _patch_shape(self, hr: np.ndarray) -> tuple[int, int]:
-        rows, cols = hr.shape[1:]
-        return min(self.gt_size, rows - rows % self.scale), min(self.gt_size, cols - cols % self.scale)
+        return self.patch
 
     def _patch_cdf(self, hr: np.ndarray) -> np.ndarray:
         """Cumulative probability of each top-left corner (over the training slices)."""

@@ -1,9 +1,9 @@
 """Training of one self-sr experiment by BasicSR's trainer (``basicsr train``), in a child process
 so that BasicSR's per-process logger and seeds belong to this run.
 
-``python -m w2amsn_plugin.selfsr.trainer -opt OPTIONS.yml [--auto_resume]`` is ``basicsr train``
-with :class:`~.patch_dataset.SelfSRPatchDataset` registered; :func:`train` runs it from the
-run's folder and passes BasicSR's log lines to stderr as progress.
+``python -m w2amsn_plugin.selfsr -opt OPTIONS.yml [--auto_resume]`` (:func:`main`) is ``basicsr
+train`` with :class:`~.patch_dataset.SelfSRPatchDataset` registered; :func:`train` runs it from
+the run's folder and passes BasicSR's log lines to stderr as progress.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def latest_weights(root: Path, name: str) -> Path:
 def train(options_file: Path, root: Path, name: str, progress: bool = True) -> Path:
     """Run (or resume: ``--auto_resume``) the experiment of ``options_file`` with ``root`` as
     BasicSR's root folder; return the final weights."""
-    cmd = [sys.executable, "-m", __name__, "-opt", str(options_file), "--auto_resume"]
+    cmd = [sys.executable, "-m", __package__, "-opt", str(options_file), "--auto_resume"]
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
     tail: list[str] = []
@@ -48,7 +48,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..cli import basicsr_main
 
     return basicsr_main(["train", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
