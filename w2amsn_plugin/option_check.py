@@ -436,8 +436,8 @@ def _check_resume(opt: dict, path: str, state: dict, state_file: str | os.PathLi
         if _is_number(lr) and _is_number(stored) and not math.isclose(lr, stored, rel_tol=1e-9):
             warnings.append(f"train:{key}:lr is {lr:g} but {state_file} was trained with {stored:g}; "
                             "resuming keeps the state's optimizer and schedule, so the lr stays "
-                            f"{stored:g} (start a new experiment, or set path:resume_state: ~ and "
-                            "path:pretrain_network_g, for a new lr)")
+                            f"{stored:g} (for a new lr, start a new experiment from its weights: "
+                            "path:pretrain_network_g)")
     return warnings
 
 
