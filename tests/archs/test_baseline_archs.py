@@ -132,6 +132,12 @@ def test_nlm_has_no_weights_and_options_test_it_without_any() -> None:
     assert ex.eval_options(exp, False)["path"]["pretrain_network_g"] is None
     files = ex.option_files()
     assert "test/NLM/test_NLM_T1_x2.yml" in files and "train/NLM/train_NLM_T1_x2.yml" not in files
+    for name in PRESETS:  # the options matrix: every registered network, PD/T1/T2 x2/x3/x4
+        arch = name.replace("-", "_")
+        for mod in ex.MODALITIES:
+            for scale in ex.SCALES:
+                assert f"test/{arch}/test_{arch}_{mod}_x{scale}.yml" in files
+                assert (f"train/{arch}/train_{arch}_{mod}_x{scale}.yml" in files) == trainable(name)
 
 
 def _smooth_slice(n: int = 48) -> torch.Tensor:
