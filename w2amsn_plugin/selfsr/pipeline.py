@@ -217,10 +217,12 @@ def _cpu_seconds() -> float:
 
 
 def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
-                progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+                progress: bool = True, estimates: list[np.ndarray] | None = None
+                ) -> tuple[np.ndarray, dict[str, Any]]:
     """Train on the scan at ``input_path`` and return the super-resolved volume (in the input's
     axis order and units, float32) and its sidecar record; writes nothing but the workdir (the
-    command writes the output)."""
+    command writes the output). ``estimates``, when given, receives the two orientations'
+    normalised estimates (coarse axis last, network grid) for comparing combinations."""
     t_start, cpu_start = time.perf_counter(), _cpu_seconds()
     device = str(check_device(settings.device))
     img, data = _read(input_path)
@@ -258,9 +260,11 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
     say(f"held-out slices: {held_out['psnr_fg']:.2f} dB fg PSNR "
         f"({held_out['gain_db']:+.2f} dB over {'cubic' if one_axis else 'bicubic'})")
     if one_axis:
-        estimates = super_resolve_orientations(scan, net, plan.net_factor, device=device,
-                                               bf16=settings.bf16, progress=progress)
-        fine = combine(estimates, settings.combine)
+        both = super_resolve_orientations(scan, net, plan.net_factor, device=device,
+                                          bf16=settings.bf16, progress=progress)
+        if estimates is not None:
+            estimates.extend(both)
+        fine = combine(both, settings.combine)
         sr = resample_axis(fine, 2, plan.geometry.out_len)
         consistency = self_consistency(sr, scan, plan.profile, plan.geometry.out_spacing)
         scales = [plan.geometry.out_len / scan.shape[2] if ax == plan.axis else 1.0 for ax in range(3)]
