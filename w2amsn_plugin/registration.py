@@ -18,7 +18,7 @@ __all__ = ["SUBPACKAGES", "install", "register_all"]
 #: the subpackages whose import registers the plugin's architectures, datasets, metrics, models
 SUBPACKAGES = ("archs", "data", "metrics", "models")
 #: the modules that register them (``data`` imports its submodules lazily)
-_REGISTERING = ("archs", "data.ixi_paired_dataset", "metrics", "models")
+_REGISTERING = ("archs", "data.ixi_paired_dataset", "metrics", "models", "selfsr.patch_dataset")
 _STATE = {"installed": False, "registered": False, "registering": False}
 
 

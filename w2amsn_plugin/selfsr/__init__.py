@@ -11,11 +11,25 @@ Reson. Imaging 2019 and IEEE TMI 2021), one job per module:
 - :mod:`.combine`: mean or Fourier burst accumulation of the orientations;
 - :mod:`.scores`: held-out and self-consistency scores for the sidecar;
 - :mod:`.pipeline`: one run end to end.
+
+``SelfSRPatchDataset`` is registered with the plugin's other names (:mod:`w2amsn_plugin.registration`),
+so ``basicsr train -opt <workdir>/<experiment>.yml --auto_resume`` runs or resumes a self-sr
+experiment like any other.
 """
 from __future__ import annotations
 
-from . import patch_dataset  # noqa: F401  (registers SelfSRPatchDataset)
+import importlib
+from typing import Any
+
 from .errors import SelfSRError
-from .pipeline import MODES, Plan, SelfSRSettings, plan_run, run_self_sr
 
 __all__ = ["MODES", "Plan", "SelfSRError", "SelfSRSettings", "plan_run", "run_self_sr"]
+
+_PIPELINE = ("MODES", "Plan", "SelfSRSettings", "plan_run", "run_self_sr")
+
+
+def __getattr__(name: str) -> Any:
+    """The pipeline's names, imported on first use (registering the dataset stays light)."""
+    if name in _PIPELINE:
+        return getattr(importlib.import_module(f"{__name__}.pipeline"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
