@@ -685,7 +685,7 @@ def test_sigterm_during_training_saves_and_resumes_and_a_second_run_is_refused(d
         proc.kill()
     assert proc.returncode == 143, err[-3000:]
     last = err.strip().splitlines()[-1]
-    assert last.startswith("basicsr train: stopped: stopped by SIGTERM; saved") and "Traceback" not in err
+    assert last.startswith("basicsr train: stopped by SIGTERM; saved") and "Traceback" not in err
     (state,) = list((exp / "training_states").glob("*.state"))
     saved = int(state.stem)
     assert saved >= 5 and (exp / "models" / f"net_g_{saved}.pth").is_file()
@@ -713,7 +713,7 @@ def test_sigterm_before_the_first_checkpoint_restores_the_archived_experiment(db
     monkeypatch.setattr(bs_train, "build_model", build_model)
     assert basicsr_main(["train", "-opt", str(_options(tmp_path, db))]) == 143
     lines = capsys.readouterr().err.strip().splitlines()
-    assert "restored" in lines[-2] and lines[-1].startswith("basicsr train: stopped: stopped by SIGTERM")
+    assert "restored" in lines[-2] and lines[-1].startswith("basicsr train: stopped by SIGTERM")
     assert sorted(p.name for p in (tmp_path / "experiments").iterdir()) == ["tiny"], "lock removed too"
     assert {k: v for k, v in _tree(exp).items() if not k.endswith(".log")} == before
 

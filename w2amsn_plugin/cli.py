@@ -121,8 +121,8 @@ def _run_pipeline(args: argparse.Namespace, prog: str) -> int:
                   file=sys.stderr)
             return 130
         if isinstance(err, RunStopped):
-            kind = "stopped" if isinstance(err, Terminated) else "error"
-            print(f"{prog}: {kind}: {err}", file=sys.stderr)
+            kind = "" if isinstance(err, Terminated) else "error: "
+            print(f"{prog}: {kind}{err}", file=sys.stderr)
             return err.exit_code
         if isinstance(err, PngDecodeError):  # also when re-raised from a DataLoader worker
             line = [ln for ln in str(err).splitlines() if ln.strip()][-1]
