@@ -193,3 +193,22 @@ def test_import_loads_nothing_heavy_yet_registers_before_the_first_look_up():
         capture_output=True, text=True, timeout=300)
     assert registered.stdout.split() == ["w2amsn_plugin.archs.w2amsn_arch", "MRSRModel"], \
         registered.stderr[-2000:]
+
+
+@pytest.mark.parametrize("section, key, value, words", [
+    ("val", "bf16", "maybe", "'val: bf16' must be true, false or auto"),
+    ("val", "best_metric", "psnr_typo", "best_metric: psnr_typo"),
+    ("train", "compile", "fastest", "'train: compile' must be"),
+])
+def test_bad_mrsrmodel_value_is_one_line_before_basicsr_starts(section, key, value, words, capsys,
+                                                               tiny_options, tmp_path, monkeypatch):
+    """MRSRModel's own option values are checked with the options, not after BasicSR archived."""
+    monkeypatch.chdir(tmp_path)
+    opt = tiny_options("mrvalue")
+    data = yaml.safe_load(opt.read_text())
+    data["model_type"] = "MRSRModel"
+    data[section][key] = value
+    opt.write_text(yaml.safe_dump(data))
+    err = _error_of(capsys, ["train", "-opt", str(opt)])
+    assert words in err and str(opt) in err
+    assert not (tmp_path / "experiments").exists()

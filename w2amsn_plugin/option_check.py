@@ -166,12 +166,16 @@ def check_options(opt: dict, path: str = "<options>", *, is_train: bool = True) 
             _check_network_kwargs(where, entry, section, path)
     val = opt.get("val") or {}
     if opt.get("model_type") == "MRSRModel" and isinstance(val, dict):
-        from .models.mr_sr_model import VAL_OPTIONS
+        from .models.mr_sr_model import VAL_OPTIONS, MRSRModel
 
         for key in val:
             if key not in VAL_OPTIONS:
                 raise OptionsError(f"{path}: val: MRSRModel has no option {key!r}"
                                    f"{_close(key, VAL_OPTIONS)}")
+        try:
+            MRSRModel.check_options(opt)
+        except ValueError as err:
+            raise OptionsError(f"{path}: {err}") from None
     train = opt.get("train") or {}
     if is_train and train:
         optim = (train.get("optim_g") or {}).get("type")

@@ -122,11 +122,23 @@ def _slice_info(batch: dict[str, Any], b: int, fallback_index: int) -> tuple[str
     return key, subject, modality, index
 
 
+def _best_metric(val: dict) -> str | None:
+    """The ``val.metrics`` entry that selects net_g_best.pth (module doc: ``best_metric``)."""
+    metrics = val.get("metrics") or {}
+    fg_psnr = [name for name, m in metrics.items()
+               if isinstance(m, dict) and m.get("type") == "calculate_psnr_fg"]
+    return val.get("best_metric", fg_psnr[0] if fg_psnr else None)
+
+
 @MODEL_REGISTRY.register()
 class MRSRModel(SRModel):
     """SRModel for 1-channel MR: float metrics, x8 self-ensemble, per-volume tables (module doc)."""
 
-    def __init__(self, opt: dict) -> None:
+    @staticmethod
+    def check_options(opt: dict) -> None:
+        """``ValueError`` (one line) for a ``val:`` or ``train:`` option of this model with a bad
+        value; :mod:`w2amsn_plugin.option_check` calls it before BasicSR starts, the constructor
+        again."""
         val = opt.get("val") or {}
         for name, default in _BOOL_OPTIONS.items():
             if not isinstance(val.get(name, default), bool):
@@ -134,10 +146,9 @@ class MRSRModel(SRModel):
         if not (isinstance(val.get("bf16", False), bool) or val["bf16"] == "auto"):
             raise ValueError(f"options 'val: bf16' must be true, false or auto, got {val['bf16']!r}")
         metrics = val.get("metrics") or {}
-        fg_psnr = [name for name, m in metrics.items() if m.get("type") == "calculate_psnr_fg"]
-        self.best_metric = val.get("best_metric", fg_psnr[0] if fg_psnr else None)
-        if self.best_metric is not None and self.best_metric not in metrics:
-            raise ValueError(f"options 'val: best_metric: {self.best_metric}' is not an entry of "
+        best = _best_metric(val)
+        if best is not None and best not in metrics:
+            raise ValueError(f"options 'val: best_metric: {best}' is not an entry of "
                              f"val.metrics ({', '.join(metrics) or 'none'})")
         train_bf16 = (opt.get("train") or {}).get("bf16", False)
         if not (isinstance(train_bf16, bool) or train_bf16 == "auto"):
@@ -146,6 +157,13 @@ class MRSRModel(SRModel):
         if not (isinstance(train_compile, bool) or train_compile in COMPILE_MODES):
             raise ValueError(f"options 'train: compile' must be true, false or one of "
                              f"{', '.join(COMPILE_MODES)}, got {train_compile!r}")
+
+    def __init__(self, opt: dict) -> None:
+        self.check_options(opt)
+        val = opt.get("val") or {}
+        self.best_metric = _best_metric(val)
+        train_bf16 = (opt.get("train") or {}).get("bf16", False)
+        train_compile = (opt.get("train") or {}).get("compile", False)
         self._best_dataset: str | None = None
         super().__init__(opt)
         bf16 = val.get("bf16", False)
