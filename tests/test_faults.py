@@ -725,7 +725,10 @@ def _copy_db(db: Path, to: Path) -> Path:
     return to
 
 
-def test_damaged_slice_value_is_one_line_naming_database_and_key(db, tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_damaged_slice_value_is_one_line_naming_database_and_key(workers, db, tmp_path):
+    """Met in this process (0) or in a DataLoader worker (1), whose error PyTorch re-raises here
+    with the worker's traceback in its text."""
     import lmdb
 
     data = _copy_db(db, tmp_path / "db")
@@ -735,7 +738,8 @@ def test_damaged_slice_value_is_one_line_naming_database_and_key(db, tmp_path):
         key, value = next(iter(txn.cursor()))
         txn.put(key, value[:60] + bytes(40) + value[100:])  # zeroed bytes inside the image data
     env.close()
-    out = _basicsr(tmp_path, "train", "-opt", str(_options(tmp_path, data)))
+    out = _basicsr(tmp_path, "train", "-opt", str(_options(tmp_path, data)), "--force_yml",
+                   f"datasets:train:num_worker_per_gpu={workers}", "datasets:train:dataset_enlarge_ratio=4")
     assert out.returncode == 2, out.stderr[-3000:]
     last = out.stderr.strip().splitlines()[-1]
     assert f"{hr}:{key.decode()}" in last and "damaged PNG" in last, last
