@@ -13,7 +13,7 @@ import pytest
 from w2amsn_plugin.data.demo_testset import scan_slices
 from w2amsn_plugin.data.samples import sample_path
 from w2amsn_plugin.demo.report import demo_rows, rows_markdown
-from w2amsn_plugin.demo.sources import shipped_sources
+from w2amsn_plugin.demo.sources import folder_sources, shipped_sources
 from w2amsn_plugin.experiments import DEMO_CROP, DEMO_PLUS_SLICE_STEP, demo_eval_options, demo_train_options
 
 
@@ -32,6 +32,16 @@ def test_validation_and_test_rows_are_separate_real_volumes():
         opt = demo_eval_options(False, plus)
         assert opt["path"]["pretrain_network_g"].endswith("/net_g_best.pth")
         assert "testset" in opt["datasets"]["test_1"]["dataroot_gt"]
+
+
+def test_a_folder_trains_on_all_but_the_last_two(tmp_path):
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / f"{name}.nii.gz").symlink_to(sample_path("colin27_t1"))
+    (tmp_path / "notes.txt").write_text("x")
+    src = folder_sources(tmp_path)
+    assert [p.name for _, p in src.train] == ["colin27_t1.nii.gz"] * 2  # links resolved: a, b
+    assert [s.subject for s in src.val] == ["d"] and [s.subject for s in src.test] == ["c"]
+    assert [subject for subject, _ in src.train] == ["IXI001-Demo-0001", "IXI002-Demo-0002"]
 
 
 def test_test_rows_are_the_scans_as_acquired():

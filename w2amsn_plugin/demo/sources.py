@@ -44,14 +44,14 @@ def shipped_sources() -> DemoSources:
 def folder_sources(folder: Path) -> DemoSources:
     """Every ``*.nii``/``*.nii.gz`` of ``folder`` (sorted by name): the last validates, the one
     before it tests, the rest train. Raises SystemExit (one line) with fewer than three."""
-    files = sorted(p.resolve() for p in Path(folder).iterdir()
+    files = sorted(p for p in Path(folder).iterdir()
                    if p.name.endswith((".nii", ".nii.gz")) and p.is_file())
     if len(files) < 3:
         raise SystemExit(f"demo: {folder}: needs at least three NIfTI volumes (to train on, to "
                          f"validate on and to test on), found {len(files)}")
-    scans = [DemoScan(p.name.split(".nii")[0], str(p), "your volume") for p in files[-2:]]
-    return DemoSources(train=tuple((f"IXI{i + 1:03d}-Demo-{i + 1:04d}", f) for i, f in enumerate(files[:-2])),
-                       val=(scans[1],), test=(scans[0],))
+    scans = [DemoScan(p.name.split(".nii")[0], str(p.resolve()), "your volume") for p in files[-2:]]
+    train = tuple((f"IXI{i + 1:03d}-Demo-{i + 1:04d}", f.resolve()) for i, f in enumerate(files[:-2]))
+    return DemoSources(train=train, val=(scans[1],), test=(scans[0],))
 
 
 def _plane_copies(subject: str, src: Path, tree: Path, modality: str) -> list[Path]:
