@@ -172,7 +172,7 @@ def _imported(code: str) -> set[str]:
 # import torch or numpy for their parser's choices (docs/reliability.md)
 @pytest.mark.parametrize("argv", [["w2amsn", "--help"], ["basicsr", "--help"], ["basicsr", "train", "--help"],
                                   ["w2amsn", "make-options", "--help"], ["w2amsn", "demo", "--help"],
-                                  ["w2amsn", "infer", "--help"]])
+                                  ["w2amsn", "infer", "--help"], ["w2amsn", "self-sr", "--help"]])
 def test_help_imports_neither_torch_nor_basicsr(argv):
     """`w2amsn --help` loads no torch/BasicSR (0.2 s instead of 5-12 s on 2 loaded cores)."""
     main = "w2amsn_main" if argv[0] == "w2amsn" else "basicsr_main"
