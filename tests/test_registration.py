@@ -22,6 +22,7 @@ from w2amsn_plugin.archs.vdsr_arch import VDSR
 from w2amsn_plugin.data import IXIPairedDataset, MRSliceDataset
 from w2amsn_plugin.metrics import calculate_psnr_fg, calculate_psnr_mr, calculate_ssim_fg, calculate_ssim_mr
 from w2amsn_plugin.models import MRSRModel
+from w2amsn_plugin.selfsr.patch_dataset import SelfSRPatchDataset
 
 #: (registry, name) -> the plugin object that must be registered under that name
 EXPECTED = {
@@ -31,6 +32,7 @@ EXPECTED = {
     **{("ARCH_REGISTRY", cls.__name__): cls for cls in (SRCNN, VDSR, RDN, CSN, CSFM, NLMUpsampler)},
     ("DATASET_REGISTRY", "IXIPairedDataset"): IXIPairedDataset,
     ("DATASET_REGISTRY", "MRSliceDataset"): MRSliceDataset,
+    ("DATASET_REGISTRY", "SelfSRPatchDataset"): SelfSRPatchDataset,
     ("METRIC_REGISTRY", "calculate_psnr_mr"): calculate_psnr_mr,
     ("METRIC_REGISTRY", "calculate_ssim_mr"): calculate_ssim_mr,
     ("METRIC_REGISTRY", "calculate_psnr_fg"): calculate_psnr_fg,
