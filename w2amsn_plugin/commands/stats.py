@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..benchmarks.model_size import format_tables, model_rows, upsample_rows, width_rows
-from ..results.files import write_json
 from ..results.output_paths import output_file_problem
 
 __all__ = ["configure_parser", "run"]
@@ -33,6 +31,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the tables; write JSON if asked. Returns the exit status."""
+    from ..benchmarks.model_size import format_tables, model_rows, upsample_rows, width_rows
+    from ..results.files import write_json  # (imported here: --help stays free of torch)
+
     size = (int(args.size[0]), int(args.size[1]))
     bad = [f"--scale {s}" for s in args.scale if s < 1] + [f"--size {n}" for n in size if n < 1]
     if bad:
