@@ -88,7 +88,8 @@ def test_importing_again_does_not_raise() -> None:
     first = ARCH_REGISTRY.get("W2AMSN"), MODEL_REGISTRY.get("MRSRModel")
     import basicsr.archs, basicsr.data, basicsr.metrics, basicsr.models
     for name in ("w2amsn_plugin", "w2amsn_plugin.archs.w2amsn_arch",
-                 "w2amsn_plugin.archs.gray_baselines_arch", "w2amsn_plugin.data.ixi_paired_dataset", "w2amsn_plugin.metrics.psnr_ssim",
+                 "w2amsn_plugin.archs.gray_baselines_arch", "w2amsn_plugin.data.ixi_paired_dataset",
+                 "w2amsn_plugin.metrics.psnr_ssim",
                  "w2amsn_plugin.models.mr_sr_model", "w2amsn_plugin.cli"):
         importlib.import_module(name)
     w2amsn_plugin.compat.apply()
