@@ -10,10 +10,6 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
-from ..benchmarks.suite import PROFILES, report, run_bench, with_models
-from ..results.files import write_text
 from ..results.output_paths import output_file_problem
 
 __all__ = ["configure_parser", "run"]
@@ -43,6 +39,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``w2amsn bench``: print the table (and write JSON); 0 unless the arguments are wrong."""
+    import torch  # (imported here: --help stays free of torch)
+
+    from ..benchmarks.suite import PROFILES, report, run_bench, with_models
+    from ..results.files import write_text
+
     try:
         dev_type = torch.device(args.device).type
     except RuntimeError:
