@@ -9,11 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-
-
 from ..benchmarks.baselines.method import PROG, BenchmarkError, RunFailed, say
-from ..benchmarks.baselines.methods import write_method_options
-from ..benchmarks.baselines.runner import run_benchmark
 from ..results.output_paths import output_folder_problem
 
 __all__ = ["configure_parser", "run", "main"]
@@ -64,6 +60,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; print the table. Returns the exit status (2: a user error)."""
+    from ..benchmarks.baselines.methods import write_method_options  # (here: --help stays free of torch)
+    from ..benchmarks.baselines.runner import run_benchmark
+
     if args.iters is not None and args.iters < 1:
         print(f"{PROG}: error: --iters must be at least 1", file=sys.stderr)
         return 2
