@@ -320,9 +320,10 @@ def test_gray_mean_is_subtracted_and_validated() -> None:
         build_network({"type": "EDSRGray", "num_feat": 8, "num_block": 1, "upscale": 2, "mean": [0.1, 0.2]})
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", ["EDSR", "RCAN", "W2AMSN", "W2AMSN-S"])
 def test_presets_build_with_paper_sizes(name: str) -> None:
-    """Presets build through BasicSR; RCAN and EDSR have Table II's parameter counts at x2."""
+    """Presets build through BasicSR; RCAN and EDSR have Table II's parameter counts at x2 (the
+    other methods' counts: tests/archs/test_baseline_archs.py, against layer-by-layer formulas)."""
     with torch.device("meta"):
         net = build_network(preset(name, 2))
     expected = {"W2AMSN": DEFAULT_PARAMS[2], "W2AMSN-S": DEFAULT_PARAMS_S[2],
