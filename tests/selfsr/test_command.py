@@ -127,3 +127,14 @@ def test_default_budget_beats_cubic(tmp_path):
     cubic = score_volume(cubic_baseline(thick, 2, truth_data.shape[2]), truth_data, 2)["psnr_fg"]
     assert ours > cubic + 1.0, (ours, cubic)
     assert record["held_out"]["gain_db"] > 1.0
+
+
+def test_minutes_become_iterations():
+    """--minutes: a timing probe of the run's own network; twice the time, about twice the steps."""
+    from w2amsn_plugin.selfsr.experiment import self_sr_options
+    from w2amsn_plugin.selfsr.pipeline import _iterations_for_minutes
+
+    opt = self_sr_options("t", {"volume": "x.npy", "spacing": [1, 1, 4]}, [3], 4)
+    short, long = _iterations_for_minutes(1.0, opt, 10_000), _iterations_for_minutes(4.0, opt, 10_000)
+    assert 10 <= short < long
+    assert _iterations_for_minutes(0.01, opt, 10**9) == 10  # inference alone exceeds it: the floor
