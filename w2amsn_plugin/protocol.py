@@ -33,7 +33,9 @@ from typing import Any, NamedTuple
 __all__ = ["Split", "DataProtocol", "PAPER", "IXI_DATASET", "SPLITS", "STAMP_FILE", "LABEL_RE",
            "ManifestError", "DatabaseName", "lr_kind", "parse_lr_kind", "kind_scale",
            "database_name", "database_path", "parse_database_name", "manifest_name",
-           "staging_name", "slice_key", "parse_slice_key", "manifest_beside", "read_manifest"]
+           "staging_name", "slice_key", "parse_slice_key", "manifest_beside", "read_manifest",
+           "ANATOMICAL_PLANES", "PLANES", "SLICE_SELECTIONS", "DEGRADATIONS", "BIT_DEPTHS",
+           "DEFAULT_COMPRESS_LEVEL", "SMALL_VOLUME_RULES"]
 
 #: the dataset label of IXI's databases (``IXI_<MOD>_...``)
 IXI_DATASET = "IXI"
@@ -43,6 +45,19 @@ SPLITS = ("test", "val", "train")
 STAMP_FILE = "w2amsn_protocol.json"
 #: a dataset or modality label: letters, digits and ``-`` (``_`` separates the parts of a name)
 LABEL_RE = re.compile(r"^[A-Za-z0-9-]+$")
+#: the anatomical planes, by the RAS+ axis normal to them (:mod:`w2amsn_plugin.data.planes`)
+ANATOMICAL_PLANES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
+#: every value ``plane`` takes (the paper's first: the acquisition plane)
+PLANES: tuple[str, ...] = ("acquisition", *ANATOMICAL_PLANES)
+#: how the ``depth`` slices of a volume are chosen (:func:`w2amsn_plugin.data.ixi.crop_stack`)
+SLICE_SELECTIONS = ("head", "central")
+#: the LR degradations (:mod:`w2amsn_plugin.data.degradations`)
+DEGRADATIONS = ("bicubic", "truncation")
+#: the bit depths a slice may be stored with (the paper's first) and the PNG compression level
+BIT_DEPTHS = (16, 8)
+DEFAULT_COMPRESS_LEVEL = 1
+#: what prepare does with a volume whose plane is smaller than the crop
+SMALL_VOLUME_RULES = ("pad", "skip", "refuse")
 
 
 @dataclass(frozen=True)

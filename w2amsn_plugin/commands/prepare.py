@@ -10,13 +10,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from ..data.degradations import DEGRADATIONS
-from ..data.ixi import SLICE_SELECTIONS
-from ..data.normalization import DEFAULT_PERCENTILE
-from ..data.planes import PLANES
-from ..data.png16 import BIT_DEPTHS, DEFAULT_COMPRESS_LEVEL
-from ..data.prep_manifest import SMALL_VOLUME_RULES
-from ..protocol import PAPER, Split
+from ..protocol import (BIT_DEPTHS, DEFAULT_COMPRESS_LEVEL, DEGRADATIONS, PAPER, PLANES,
+                        SLICE_SELECTIONS, SMALL_VOLUME_RULES, Split)
 
 __all__ = ["configure_parser", "run", "add_slice_options", "slice_kwargs", "run_config"]
 
@@ -41,9 +36,9 @@ def add_slice_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slices", choices=SLICE_SELECTIONS, default=PAPER.slice_selection,
                         help="which D slices: head = centred on the head's extent (default), "
                              "central = the middle D slices of the volume")
-    parser.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
+    parser.add_argument("--percentile", type=float, default=PAPER.percentile,
                         help="per-volume normalisation clip percentile, 100 = the volume's "
-                             f"maximum ({DEFAULT_PERCENTILE})")
+                             f"maximum ({PAPER.percentile})")
     parser.add_argument("--bits", type=int, choices=BIT_DEPTHS, default=PAPER.bits,
                         help=f"PNG bit depth of the stored slices ({PAPER.bits}; 8 as PNG-based "
                              "pipelines)")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..data.ixi import IXI_MODALITIES
 from ..protocol import PAPER
 from .prepare import add_slice_options, run_config, slice_kwargs
 
@@ -19,7 +18,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ixi-root", required=True, type=Path,
                         help="folder with IXI's IXI<id>-<site>-<session>-<MOD>.nii.gz files "
                              "(searched recursively); with --download, where they are unpacked")
-    parser.add_argument("--modality", required=True, choices=IXI_MODALITIES)
+    parser.add_argument("--modality", required=True, choices=PAPER.modalities)
     parser.add_argument("--n-train", type=int, default=split.n_train,
                         help=f"training subjects ({split.n_train})")
     parser.add_argument("--n-test", type=int, default=split.n_test,

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..protocol import DEGRADATIONS
+
 if TYPE_CHECKING:
     from torch import Tensor
 
 __all__ = ["DEGRADATIONS", "bicubic_matrix", "bicubic_downscale", "bicubic_upsample", "kspace_truncate",
            "degrade"]
 
-DEGRADATIONS = ("bicubic", "truncation")
 
 
 @functools.lru_cache(maxsize=32)

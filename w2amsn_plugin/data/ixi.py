@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..protocol import PAPER, parse_slice_key, slice_key
+from ..protocol import PAPER, SLICE_SELECTIONS, parse_slice_key, slice_key
 from .planes import (ANATOMICAL_PLANES, plane_name, plane_pixel_axes, plane_stack, ras_orientation,
                      slice_axis)
 from .walk import walk_files
@@ -49,7 +49,6 @@ IXI_NAME_RE = re.compile(
 #: a voxel with normalised intensity above this is foreground (chooses the ``head`` slice window)
 FOREGROUND_THRESHOLD = 0.1
 #: how the ``depth`` slices of a volume are chosen (:func:`crop_stack`)
-SLICE_SELECTIONS = ("head", "central")
 
 
 class IXIDataError(ValueError):

@@ -31,13 +31,11 @@ from typing import Sequence
 import numpy as np
 from nibabel import orientations
 
+from ..protocol import ANATOMICAL_PLANES, PLANES
+
 __all__ = ["PLANES", "ANATOMICAL_PLANES", "DISPLAY", "acquisition_voxel_axis", "slice_axis", "plane_name",
            "ras_orientation", "plane_stack", "unplane_stack", "plane_pixel_axes"]
 
-#: anatomical plane -> the RAS+ (canonical) axis normal to it, i.e. the axis slices are taken along
-ANATOMICAL_PLANES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
-#: every value ``--plane`` takes (the default first)
-PLANES: tuple[str, ...] = ("acquisition", *ANATOMICAL_PLANES)
 #: RAS+ axis normal to the plane -> (row RAS axis, rows run towards -, column RAS axis, columns
 #: run towards -): the picture's top row is the + end of the row axis when the flag is True
 DISPLAY: dict[int, tuple[int, bool, int, bool]] = {

@@ -16,6 +16,8 @@ import zlib
 import cv2
 import numpy as np
 
+from ..protocol import BIT_DEPTHS, DEFAULT_COMPRESS_LEVEL
+
 __all__ = ["DEFAULT_COMPRESS_LEVEL", "BIT_DEPTHS", "to_uint16", "quantize", "encode_png16", "decode_png",
            "PngDecodeError"]
 
@@ -44,9 +46,6 @@ def _damage(data: bytes) -> str | None:
         pos = end
     return "a truncated PNG (no IEND chunk)"
 
-DEFAULT_COMPRESS_LEVEL = 1
-#: the bit depths a slice may be stored with (the default first)
-BIT_DEPTHS = (16, 8)
 
 
 def to_uint16(x: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from .ixi import FOREGROUND_THRESHOLD
 from .planes import DISPLAY
+from ..protocol import SMALL_VOLUME_RULES
 from .protocol import protocol_id
 
 if TYPE_CHECKING:
@@ -17,10 +18,9 @@ __all__ = ["FORMAT_VERSION", "SMALL_VOLUME_RULES", "SMALL_VOLUME_TEXT", "fingerp
            "protocol_record", "preprocessing_text"]
 
 FORMAT_VERSION = 2
-#: what happens to a volume whose plane is smaller than the crop (the manifest states it):
+#: the rules of :data:`~w2amsn_plugin.protocol.SMALL_VOLUME_RULES` (the manifest states the one used):
 #: ``refuse`` (IXI's rule: refused when slicing its acquisition plane, zero-padded when a
 #: named anatomical plane is asked for), ``pad`` (zero-padded), ``skip`` (left out, counted)
-SMALL_VOLUME_RULES = ("pad", "skip", "refuse")
 SMALL_VOLUME_TEXT = {
     "refuse": "a plane smaller than the crop is refused for the acquisition plane, zero-padded "
               "for a named anatomical plane",
