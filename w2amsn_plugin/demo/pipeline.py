@@ -149,8 +149,8 @@ def run_demo(sources: DemoSources, work: Path, modality: str, quick: bool, basel
     }
     table = (f"# W²AMSN demo: {modality} x2, trained on {', '.join(train_subjects)}, checkpoint chosen "
              f"on {', '.join(summary['val_subjects'])}, tested on scans it never saw\n\n"
-             "Foreground PSNR (dB)/SSIM per test row; gain = W²AMSN - bicubic (W²AMSN+ on every "
-             f"{test_opts['test_plus']['datasets']['test_1'].get('slice_step', 1)}-th slice, against "
+             "Foreground PSNR (dB)/SSIM per test row; gain = W²AMSN - bicubic (W²AMSN+ on one slice in "
+             f"{test_opts['test_plus']['datasets']['test_1'].get('slice_step', 1)}, against "
              "bicubic on the same slices).\n\n" + rows_markdown(table_rows)
              + "\nAll rows together, Table III's layout:\n\n" + table_iii_from_csvs(list(csvs.values())))
     if baselines:
