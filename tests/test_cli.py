@@ -168,12 +168,11 @@ def _imported(code: str) -> set[str]:
     return {line.split("|")[-1].strip() for line in lines}
 
 
-# the commands whose --help is instant; calibrate and prepare-ixi still import numpy, nibabel (and
-# calibrate torch) for their parser's choices (docs/reliability.md)
+# the commands whose --help is instant
 @pytest.mark.parametrize("argv", [["w2amsn", "--help"], ["basicsr", "--help"], ["basicsr", "train", "--help"],
                                   *(["w2amsn", verb, "--help"] for verb in (
-                                      "make-options", "demo", "infer", "self-sr", "stats", "bench",
-                                      "baselines"))])
+                                      "prepare", "prepare-ixi", "make-options", "demo", "infer",
+                                      "self-sr", "stats", "bench", "baselines"))])
 def test_help_imports_neither_torch_nor_basicsr(argv):
     """`w2amsn --help` loads no torch/BasicSR (0.2 s instead of 5-12 s on 2 loaded cores)."""
     main = "w2amsn_main" if argv[0] == "w2amsn" else "basicsr_main"
