@@ -151,7 +151,9 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
         if scale is None or int(scale) != scale or scale < 2:
             raise SelfSRError(f"--mode in-plane needs --scale S, an integer >= 2 (got {scale})")
         spacing = voxel_spacings(affine)
-        geo, profile, axis, factor, k = None, None, int(np.argmax(spacing)), float(scale), int(scale)
+        # the slice axis: the largest spacing; among equal ones (an isotropic scan) the last axis
+        axis = int(np.flatnonzero(spacing >= spacing.max() * (1 - 1e-3))[-1])
+        geo, profile, factor, k = None, None, float(scale), int(scale)
         if min(s for ax, s in enumerate(shape) if ax != axis) < 8 * k:
             raise SelfSRError(f"{input_path}: slices of {tuple(shape)} are too small for x{k}")
     n_slices = shape[axis]
