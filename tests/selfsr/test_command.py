@@ -138,3 +138,14 @@ def test_minutes_become_iterations():
     short, long = _iterations_for_minutes(1.0, opt, 10_000), _iterations_for_minutes(4.0, opt, 10_000)
     assert 10 <= short < long
     assert _iterations_for_minutes(0.01, opt, 10**9) == 10  # inference alone exceeds it: the floor
+
+
+@pytest.mark.parametrize("zooms,axis", [((1.0, 1.0, 1.0), 2), ((2.0, 2.0, 3.0), 2), ((3.0, 1.0, 1.0), 0)])
+def test_in_plane_plan_picks_the_slice_axis(tmp_path, capsys, zooms, axis):
+    """In-plane mode refines the plane normal to the largest spacing (the last axis when tied)."""
+    src = _save(tmp_path / "a.nii.gz", np.ones((32, 32, 32)), zooms)
+    code, out, _ = _run(capsys, "-i", src, "-o", tmp_path / "o.nii.gz", "--mode", "in-plane",
+                        "--scale", "2", "--dry-run")
+    plan = json.loads(out)
+    assert code == 0 and plan["coarse_axis"] == axis and plan["network_factor"] == 2
+    assert plan["slice_profile"] is None

@@ -65,7 +65,7 @@ def test_axis_factor_and_field_of_view(name, coarse, factor):
                        voxel_corners_world(affine, tuple(shape)), atol=1e-6)
     # on the in-plane spacing along the coarse axis, the other axes untouched, same orientation
     out_zooms = voxel_spacings(out_affine)
-    assert out_zooms[coarse] == pytest.approx(0.9, rel=0.5 / geo.out_len)  # whole voxels in the FOV
+    assert out_zooms[coarse] == pytest.approx(0.9, rel=0.51 / geo.out_len)  # whole voxels in the FOV
     assert out_zooms[coarse] == pytest.approx(geo.out_spacing)
     assert np.allclose(np.delete(out_zooms, coarse), np.delete(zooms, coarse))
     assert nib.aff2axcodes(out_affine) == nib.aff2axcodes(affine)
