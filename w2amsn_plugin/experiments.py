@@ -288,12 +288,15 @@ DEMO_VALSET_DIR = "datasets/demo/valset"
 #: the x8 self-ensemble test scores every n-th of those (8 per row: it costs 8 forward passes)
 DEMO_PLUS_SLICE_STEP = 2
 #: the on-the-fly MR augmentation of the demo's training patches (data/augment.py: MRAugment):
-#: per patch, with these probabilities, anatomy at 1-3 mm/pixel, a gamma, a T2-like inversion, a
-#: bias field, an intensity window and Rician noise at white-matter SNR 12-60
+#: per patch, with these probabilities, anatomy at 1-3 mm/pixel, an EPI-like readout blur and
+#: distortion, Gibbs ringing, N/2 ghosts, a gamma, a T2-like inversion, a bias field, an intensity
+#: window and Rician noise at white-matter SNR 12-60 (the artefacts chosen on the validation
+#: volume: docs/demo.md)
 DEMO_AUGMENT: dict[str, Any] = {
     "p_zoom": 0.5, "max_zoom": 3.0, "p_gamma": 0.5, "gamma": [0.6, 1.7], "p_invert": 0.3,
     "p_bias": 0.5, "bias": 0.3, "p_window": 0.3, "window_lo": 0.05, "window_hi": 0.75,
-    "p_noise": 0.7, "snr": [12.0, 60.0], "signal_level": 0.75}
+    "p_noise": 0.7, "snr": [12.0, 60.0], "signal_level": 0.75, "p_epi": 0.3, "p_gibbs": 0.3,
+    "p_ghost": 0.2}
 _DEMO = {
     # chosen by measurement (docs/demo.md): K3K5 with weighted fusion and NCAB as the paper,
     # t=2 and widening 2 (Table IV's 32-64-32) for a CPU; lr 4e-3 with cosine decay over 1000
