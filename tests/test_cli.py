@@ -171,7 +171,7 @@ def _imported(code: str) -> set[str]:
 # the commands whose --help is instant
 @pytest.mark.parametrize("argv", [["w2amsn", "--help"], ["basicsr", "--help"], ["basicsr", "train", "--help"],
                                   *(["w2amsn", verb, "--help"] for verb in (
-                                      "prepare", "prepare-ixi", "make-options", "demo", "infer",
+                                      "prepare", "prepare-ixi", "calibrate", "make-options", "demo", "infer",
                                       "self-sr", "stats", "bench", "baselines"))])
 def test_help_imports_neither_torch_nor_basicsr(argv):
     """`w2amsn --help` loads no torch/BasicSR (0.2 s instead of 5-12 s on 2 loaded cores)."""

@@ -11,9 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-from ..data.calibration import TABLE_III_BICUBIC, format_report, identify, rank, score_volumes
-from ..data.ixi import IXI_MODALITIES, IXIDataError, scan_ixi_tree
-from ..data.split import split_subjects
 from ..protocol import PAPER
 
 __all__ = ["configure_parser", "run"]
@@ -24,7 +21,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     split = PAPER.split
     parser.add_argument("--ixi-root", required=True, type=Path,
                         help="folder with IXI's IXI<id>-<site>-<session>-<MOD>.nii.gz files")
-    parser.add_argument("--modality", required=True, choices=IXI_MODALITIES)
+    parser.add_argument("--modality", required=True, choices=PAPER.modalities)
     parser.add_argument("--scales", type=int, nargs="+", default=list(PAPER.scales), metavar="S",
                         help="scales to score (default: 2 3 4, Table III's)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write every reading as JSON")
@@ -49,6 +46,8 @@ def _error(msg: str) -> int:
 
 def _check(args: argparse.Namespace, scales: list[int]) -> str | None:
     """The first problem with the arguments, or None."""
+    from ..data.calibration import TABLE_III_BICUBIC
+
     bad = [s for s in scales if s not in TABLE_III_BICUBIC[args.modality]]
     if bad:
         return f"--scales {bad[0]}: Table III has scales 2, 3 and 4 only"
@@ -66,7 +65,10 @@ def _check(args: argparse.Namespace, scales: list[int]) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Score every reading; print the ranking; returns the exit status."""
-    from ..data.prep_pool import progress
+    from ..data.calibration import TABLE_III_BICUBIC, format_report, identify, rank, score_volumes
+    from ..data.ixi import IXIDataError, scan_ixi_tree
+    from ..data.prep_pool import WorkerDied, progress
+    from ..data.split import split_subjects
 
     scales = list(dict.fromkeys(args.scales))
     problem = _check(args, scales)
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         with progress(len(test), 0, f"calibrate {args.modality}", not args.no_progress) as bar:
             parts = score_volumes([files[s] for s in test], scales, tuple(args.crop), args.workers,
                                   bar.update)
-    except IXIDataError as err:
+    except (IXIDataError, WorkerDied) as err:
         return _error(str(err))
     seconds = time.perf_counter() - start
     rows = rank(parts, args.modality, scales)
