@@ -1,5 +1,5 @@
 """The `basicsr` and `w2amsn` commands: BasicSR's own trainer/tester, run from the plugin on CPU,
-resumed, under torchrun with gloo, and clear errors for a user's mistakes (issue 4)."""
+resumed, under torchrun with gloo, and clear errors for a user's mistakes."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""A non-editable install works (issue 18, part 4): a wheel of this package, installed into a
+"""A non-editable install works: a wheel of this package, installed into a
 fresh virtualenv that sees this one's dependencies but not the source tree, runs its console
 scripts from a folder outside the checkout: ``w2amsn make-options``, ``w2amsn infer --dry-run``
 on the shipped sample, ``w2amsn prepare-ixi`` then a 2-iteration ``basicsr train`` (TensorBoard

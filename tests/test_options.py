@@ -1,5 +1,5 @@
 """options/: generated from one table, each file parses with BasicSR's own parser, passes the
-plugin's checks and builds its network, dataset and model (issue 8)."""
+plugin's checks and builds its network, dataset and model."""
 from __future__ import annotations
 
 import copy

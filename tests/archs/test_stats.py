@@ -89,7 +89,7 @@ def test_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     err = capsys.readouterr().err
     assert "--scale 0: must be a positive integer" in err and len(err.strip().splitlines()) == 1
     assert _run(["--scale", "2", "--size", "8", "8", "--json", str(tmp_path / "no" / "x.json")]) == 2
-    assert "its folder does not exist" in capsys.readouterr().err  # checked first (issue 17)
+    assert "its folder does not exist" in capsys.readouterr().err  # checked first
 
 
 def test_every_method_is_in_table_ii_form(x2_report: tuple[dict, str]) -> None:

@@ -1,5 +1,5 @@
 """scripts/benchmark_baselines.py: budgeted training and testing of several options files, the
-comparison table, the PSNR-vs-params plot (paper Fig. 3(a)) and its one-line errors (issue 8)."""
+comparison table, the PSNR-vs-params plot (paper Fig. 3(a)) and its one-line errors."""
 from __future__ import annotations
 
 import csv
@@ -119,7 +119,7 @@ def test_training_failure_names_the_log(lmdb_root, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1, err
     log = tmp_path / "results" / "baselines" / "logs" / "train_EDSR_T1_x2.txt"
-    # basicsr train refuses the patch before training (issue 17): exit 2 and its one line
+    # basicsr train refuses the patch before training: exit 2 and its one line
     assert "training EDSR_T1_x2 failed (exit 2)" in err and "training patch" in err and str(log) in err
     assert "smaller than the LQ training patch" in log.read_text()
 

@@ -1,4 +1,4 @@
-"""On-the-fly MR augmentation (issue 15): each step does what it says, the dataset hook makes the LR
+"""On-the-fly MR augmentation: each step does what it says, the dataset hook makes the LR
 patch from the augmented HR patch with MATLAB bicubic, and bad options are refused by name."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The on-device data path (w2amsn_plugin.data.slice_bank, IXIPairedDataset ``on_device``, issue 19):
+"""The on-device data path (w2amsn_plugin.data.slice_bank, IXIPairedDataset ``on_device``):
 the batches it cuts are aligned, augmented crops with IXIPairedDataset's statistics, and BasicSR
 trains through it."""
 from __future__ import annotations

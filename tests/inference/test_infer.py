@@ -425,7 +425,7 @@ def test_cuda_matches_cpu():
     np.testing.assert_allclose(ens_gpu, ens_cpu, atol=1e-2)
 
 
-# --------------------------------------------------------------------------- issue 16: the engine
+# --------------------------------------------------------------------------- the engine
 
 class _CountingNet(nn.Module):
     """Bicubic x2 that records the LR pixels of every call (and fails on big batches when asked)."""
@@ -443,7 +443,7 @@ class _CountingNet(nn.Module):
 
 
 def _old_ensemble(vol: np.ndarray, net: nn.Module) -> np.ndarray:
-    """The ensemble as it was before issue 16: all 8 transforms of whole slices in one call
+    """The ensemble as it was first written: all 8 transforms of whole slices in one call
     (archs.self_ensemble), slice by slice along axis 0."""
     from w2amsn_plugin.archs.self_ensemble import self_ensemble
 
@@ -553,7 +553,7 @@ def test_cuda_path_matches_cpu_with_staged_copies():
     assert tiling.auto_max_pixels("cuda", 2) >= infer.DEFAULT_MAX_PIXELS
 
 
-# --------------------------------------------------------------------------- issue 16: the CLI
+# --------------------------------------------------------------------------- the CLI
 
 def _manifest_experiment(root: Path, protocol: dict | None, scale: int = 2) -> Path:
     """An experiment run in ``root`` (BasicSR layout) whose options name a database beside a

@@ -1,4 +1,4 @@
-"""Faults and bad input a careful user hits with ``w2amsn infer`` (issue 17): each is one line on
+"""Faults and bad input a careful user hits with ``w2amsn infer``: each is one line on
 stderr naming the file or value, exit 2 (130 for Ctrl-C), no traceback, and nothing at the output
 paths. In-process through ``w2amsn_main``; Ctrl-C, kill -9 and a closed pipe in a subprocess."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MRSRModel's training step options (issue 19): ``train: compile`` gives the eager loss curve,
+"""MRSRModel's training step options: ``train: compile`` gives the eager loss curve,
 ``on_device`` batches train like dataset batches, fused Adam on CUDA."""
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Data rows of ``w2amsn bench``: IXI preparation throughput (``make_ixi_lmdb`` on a fake IXI
 tree of real-sized volumes) and the training data path (``IXIPairedDataset`` over the LMDB it
-wrote, through BasicSR's ``build_dataloader``), issue 11, deliverable 1; and the on-device data
+wrote, through BasicSR's ``build_dataloader``); and the on-device data
 path (``on_device``: the whole set in a :class:`~w2amsn_plugin.data.slice_bank.SliceBank` on the
-bench's device, batches cut there), issue 19.
+bench's device, batches cut there).
 
 The fake tree (:func:`w2amsn_plugin.data.fake_ixi.make_fake_ixi_tree`) is built before timing;
 preparation is timed end to end (read, normalise, crop, degrade to x2/x3/x4, encode, commit,

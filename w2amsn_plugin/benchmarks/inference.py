@@ -1,5 +1,5 @@
 """Inference rows of ``w2amsn bench``: one network on LR slices through every path, in fp32 and
-bf16, eager and compiled (issue 11, deliverable 1).
+bf16, eager and compiled.
 
 Paths (same weights, same input, ``batch`` slices per call):
 

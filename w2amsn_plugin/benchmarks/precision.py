@@ -1,4 +1,4 @@
-"""Precision row of ``w2amsn bench``: what bf16 costs in accuracy (issue 11, deliverable 2; the
+"""Precision row of ``w2amsn bench``: what bf16 costs in accuracy (the
 target is under 0.02 dB of foreground PSNR at x2).
 
 A trained checkpoint (``--weights``, with its options YAML found as ``w2amsn infer`` finds it, or

@@ -40,7 +40,7 @@ class Row:
 
 @dataclass
 class Target:
-    """A goal of issue 11 checked on this run: ``measured`` against ``goal`` (both ratios or
+    """A speed goal checked on this run: ``measured`` against ``goal`` (both ratios or
     amounts in ``unit``); ``met`` None when it could not be checked (``note`` says why)."""
 
     name: str

@@ -1,5 +1,5 @@
 """The run behind ``w2amsn bench`` (:mod:`w2amsn_plugin.commands.bench`): this machine's limits
-and the plugin's speed against them, in one process and one table (issue 11; DESIGN.md section 7:
+and the plugin's speed against them, in one process and one table (DESIGN.md section 7:
 ratios measured in one run, never timed asserts).
 
 ``w2amsn bench [--quick] [--json FILE] [--device cpu|cuda] [--threads N]`` measures:
@@ -159,7 +159,7 @@ def training_group(p: Profile, device: str) -> list[Row]:
     # on a GPU, the paper's batch of 96 patches (its training throughput turns into hours)
     cuda = torch.device(device).type == "cuda"
     batch = 96 if cuda else p.train.batch
-    # on a GPU, BasicSR's step also through torch.compile (issue 19: the mode by measurement)
+    # on a GPU, BasicSR's step also through torch.compile (the mode by measurement)
     settings = replace(p.train, device=device, batch=batch,
                        compile_modes=("default", "reduce-overhead") if cuda else ())
     rows: list[Row] = []
@@ -291,6 +291,6 @@ def report(result: BenchResult) -> str:
     return "\n".join([
         f"w2amsn bench ({result.profile}): {result.machine['device_description']}; "
         f"{result.wall_seconds:.0f} s", "", markdown_table(result.rows), "",
-        "Targets (issue 11):", "", targets_table(result.targets)])
+        "Targets:", "", targets_table(result.targets)])
 
 

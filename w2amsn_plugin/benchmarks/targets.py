@@ -1,4 +1,4 @@
-"""The speed targets of ``w2amsn bench`` (issue 11, deliverable 3), checked on one run's rows:
+"""The speed targets of ``w2amsn bench``, checked on one run's rows:
 ratios measured in the same run, never timed asserts."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .results import Row, Target
 
 __all__ = ["GIB", "GPU_STEP_TARGETS_MS", "check_targets", "find_row"]
 
-#: issue 19: a training step of the paper's batch (96 patches of 32x32 LR) on one GPU, default
+#: a training step of the paper's batch (96 patches of 32x32 LR) on one GPU, default
 #: precision, through BasicSR (eager or compiled, whichever is faster)
 GPU_STEP_TARGETS_MS = {"W2AMSN": 45.0, "W2AMSN-S": 20.0}
 
@@ -51,7 +51,7 @@ def _best_plain(rows: list[Row], group: str, model: str, paths: tuple[str, ...],
 
 
 def check_targets(rows: list[Row], machine: dict[str, Any], device: str) -> list[Target]:
-    """Issue 11's targets (deliverable 3) checked on this run's rows."""
+    """The bench's speed targets checked on this run's rows."""
     from ..device_caps import native_bf16
 
     native = native_bf16(device)
@@ -146,7 +146,7 @@ def check_targets(rows: list[Row], machine: dict[str, Any], device: str) -> list
 
 def _data_target(rows: list[Row], device: str, path: str = "IXIPairedDataset") -> Target:
     """A data path against what a W²AMSN-S training step consumes (default precision): the
-    1-worker dataloader, or the on-device slice bank (``path=data_path.BANK_PATH``, issue 19)."""
+    1-worker dataloader, or the on-device slice bank (``path=data_path.BANK_PATH``)."""
     from ..device_caps import resolve_bf16
 
     bank = path == data_path.BANK_PATH
@@ -169,7 +169,7 @@ def _data_target(rows: list[Row], device: str, path: str = "IXIPairedDataset") -
 
 def _gpu_step_target(rows: list[Row], device: str, model: str, limit_ms: float) -> Target:
     """The fastest BasicSR training step of ``model`` (eager or any compile mode) in the default
-    precision, against issue 19's GPU target."""
+    precision, against the GPU training-step target."""
     from ..device_caps import resolve_bf16
 
     precision = "bf16" if resolve_bf16(None, device) else "fp32"

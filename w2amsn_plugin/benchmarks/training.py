@@ -1,6 +1,6 @@
 """Training-step rows of ``w2amsn bench``: one step of a batch of LR patches (paper: 32x32 LR,
 L1 loss, Adam) through BasicSR's ``optimize_parameters`` on our ``MRSRModel``, against a plain
-PyTorch loop on the same network and weights (issue 11, deliverable 1).
+PyTorch loop on the same network and weights.
 
 The plain loop is what a careful user writes by hand: ``zero_grad(set_to_none=True)``, forward
 (under ``torch.autocast`` for bf16), ``F.l1_loss``, ``backward``, ``Adam.step``, nothing read
@@ -11,7 +11,7 @@ records whether channels_last and autocast were in effect, so a row says when an
 honoured. Where bf16 is
 emulated, bf16 rows run ``emulated_batch`` patches and the time is scaled to the full batch.
 The cases of one network are timed round-robin (:func:`.timing.time_interleaved`). With
-``compile_modes`` (the bench sets them on CUDA, issue 19), BasicSR's step is also timed with
+``compile_modes`` (the bench sets them on CUDA), BasicSR's step is also timed with
 ``train: compile: <mode>`` (``torch.compile`` of the forward and backward; ``reduce-overhead`` adds
 CUDA graphs), so the mode can be chosen by measurement.
 """

@@ -1,6 +1,6 @@
 """Whole-volume rows of ``w2amsn bench``: :func:`w2amsn_plugin.inference.super_resolve_volume` on a
-256x256xN volume at x4, wall time and peak memory (issue 11, deliverable 1); and the x8
-self-ensemble against a plain pass over the same slices (issue 16: at most 8.5x), :func:`ensemble_row`.
+256x256xN volume at x4, wall time and peak memory; and the x8
+self-ensemble against a plain pass over the same slices (at most 8.5x), :func:`ensemble_row`.
 
 It runs in a fresh (spawned) process so the peak resident set size is this job's own, not the
 bench's. On Linux the peak is the process's ``VmHWM`` (``/proc/self/status``): ``ru_maxrss``
@@ -25,7 +25,7 @@ from .results import Row
 __all__ = ["VolumeSettings", "ENSEMBLE_TARGET", "peak_rss_bytes", "volume_row", "run_volume",
            "ensemble_row"]
 
-#: the x8 self-ensemble may cost this many plain passes at most (issue 16)
+#: the x8 self-ensemble may cost this many plain passes at most
 ENSEMBLE_TARGET = 8.5
 
 

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"w2amsn bench: error: {args.weights}: weights file not found", file=sys.stderr)
         return 2
     problem = output_file_problem(args.json) if args.json else None
-    if problem:  # before the minutes of measuring (issue 17)
+    if problem:  # before the minutes of measuring
         print(f"w2amsn bench: error: {problem}", file=sys.stderr)
         return 2
     profile = PROFILES["quick" if args.quick else "full"]

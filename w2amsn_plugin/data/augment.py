@@ -1,4 +1,4 @@
-"""On-the-fly MR appearance augmentation of HR training patches (issue 15; docs/demo.md).
+"""On-the-fly MR appearance augmentation of HR training patches (docs/demo.md).
 
 A model trained on one smooth, noise-free, 1 mm T1 template learns that template's look. Ordinary
 scans are noisier, coarser, shaded by the coil's bias field and of other contrasts. This module

@@ -171,7 +171,7 @@ class MRSRModel(SRModel):
         self._train_bf16 = bool(self.is_train and train_bf16 is not False and device_caps.resolve_bf16(
             None if train_bf16 == "auto" else train_bf16, self.device))
         self._channels_last = val.get("channels_last", True)
-        if self._channels_last:  # NCHW is 1.5-6x slower per layer on AMX/AVX2 CPUs (issue 11)
+        if self._channels_last:  # NCHW is 1.5-6x slower per layer on AMX/AVX2 CPUs
             for net in (self.net_g, getattr(self, "net_g_ema", None)):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
