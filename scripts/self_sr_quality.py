@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="profile self-sr is told (its --profile; default: its default)")
     parser.add_argument("--axis", type=int, default=2, help="voxel axis made thick")
     parser.add_argument("--iters", type=int, default=None, help="training iterations (default: self-sr's)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="wall-time budget instead of --iters (self-sr's --minutes)")
     parser.add_argument("--work", type=Path, required=True, help="folder for the thick volume and the run")
     parser.add_argument("--results", type=Path, default=None, help="JSON-lines file to append to")
     parser.add_argument("--figure", type=Path, default=None, help="PNG: input, cubic, self-sr, truth")
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from w2amsn_plugin.selfsr import SelfSRSettings
     from w2amsn_plugin.selfsr.evaluation import evaluate_made_thick
 
-    settings = SelfSRSettings(iters=args.iters, profile=args.assumed_profile)
+    settings = SelfSRSettings(iters=args.iters, minutes=args.minutes, profile=args.assumed_profile)
     result, views = evaluate_made_thick(args.volume, args.factor, args.profile, settings, args.work,
                                         args.axis)
     line = json.dumps(result)
