@@ -191,7 +191,11 @@ def w2amsn_main(argv: Sequence[str] | None = None) -> int:
         if verb == chosen:
             _command(verb).configure_parser(sub)
     args = parser.parse_args(argv)
-    return int(_command(args.verb).run(args))
+    try:
+        return int(_command(args.verb).run(args))
+    except KeyboardInterrupt:  # Ctrl-C in any verb: one line, the shell's 128 + SIGINT
+        print(f"w2amsn {args.verb}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _command(verb: str):

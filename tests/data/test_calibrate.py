@@ -4,6 +4,11 @@ orientations)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +162,30 @@ def test_bad_options_are_one_line(tree: Path, capsys):
     assert len(err) == 1 and "Table III has scales 2, 3 and 4 only" in err[0]
     assert w2amsn_main(base) == 2  # 3 subjects, the paper's split asks for 576
     assert "has 3 subjects, but the split asks for 576" in capsys.readouterr().err
+
+
+def test_ctrl_c_with_workers_is_one_line_and_exit_130(tree: Path, tmp_path: Path):
+    cmd = [sys.executable, "-m", "w2amsn_plugin.cli", "calibrate", "--ixi-root", str(tree),
+           "--modality", "T1", "--scales", "2", "--n-train", "0", "--n-test", "3", "--n-val", "0",
+           "--crop", *map(str, CROP[:2]), "3", "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _has_children(proc.pid) and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1].startswith("w2amsn calibrate: interrupted"), err
+
+
+def _has_children(pid: int) -> bool:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                return True
+        except (OSError, IndexError, ValueError):
+            continue
+    return False

@@ -1,5 +1,5 @@
 """Parameters and multiply-adds (MACs) of every network as configured in
-:data:`w2amsn_plugin.archs.PRESETS`, next to the paper's Table II (T2 x2; :data:`TABLE_II`, merged
+:data:`w2amsn_plugin.archs.PRESETS`, next to the paper's Table II (T1 x2; :data:`TABLE_II`, merged
 from each arch's file).
 
 Multiply-adds are counted by ``torch.utils.flop_counter`` (convolutions and matrix products;

@@ -1,5 +1,5 @@
 """What ``w2amsn stats`` prints: the parameters and multiply-adds of every registered network
-preset (:data:`w2amsn_plugin.archs.PRESETS`) next to the paper's Table II (T2 x2) with the
+preset (:data:`w2amsn_plugin.archs.PRESETS`) next to the paper's Table II (T1 x2) with the
 relative difference and, where that exceeds :data:`NOTE_THRESHOLD`, the reading from the arch's
 own file (``TABLE_II_NOTES``); W²AMSN's S2/W2 width candidates and its upsampler reading
 (docs/model-size.md). Counting: :func:`w2amsn_plugin.archs.complexity.count`."""
@@ -90,7 +90,7 @@ def format_tables(models: list[dict[str, Any]], widths: list[dict[str, Any]], si
     """The Markdown tables and notes ``w2amsn stats`` prints."""
     h, w = size
     lines = [f"Model size on a 1x{h}x{w} LR input (MACs = FLOPs/2 from torch.utils.flop_counter);",
-             "paper = Table II (T2 x2); diff = ours (nominal MACs) against the paper.", "",
+             "paper = Table II (T1 x2); diff = ours (nominal MACs) against the paper.", "",
              "| model | scale | params | MACs | MACs (nominal) | paper params | paper MACs "
              "| params diff | MACs diff |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -1,5 +1,5 @@
 """``w2amsn stats``: parameters and multiply-adds of every registered network as configured in
-:data:`w2amsn_plugin.archs.PRESETS`, next to the paper's Table II (T2 x2) with the difference and,
+:data:`w2amsn_plugin.archs.PRESETS`, next to the paper's Table II (T1 x2) with the difference and,
 beyond 5%, a reading of the paper's configuration (:mod:`w2amsn_plugin.benchmarks.model_size`;
 counted by :func:`w2amsn_plugin.archs.complexity.count`).
 
