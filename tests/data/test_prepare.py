@@ -286,3 +286,8 @@ def test_io_error_while_publishing_is_one_line_and_a_rerun_finishes(volumes, tmp
     assert w2amsn_main(args) == 0
     assert "7 already done" in capsys.readouterr().err
     assert len(list(out.glob("*.lmdb"))) == 6
+
+
+def test_a_dead_workers_tuple_task_is_named_by_its_first_item():
+    err = WorkerDied(("/scans/IXI101-HH-1001-T2.nii.gz", [2, 3, 4], (96, 96, 16)), -9)
+    assert str(err).startswith("/scans/IXI101-HH-1001-T2.nii.gz: the worker process working on it died")
