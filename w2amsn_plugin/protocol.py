@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
-__all__ = ["Split", "DataProtocol", "PAPER", "IXI_DATASET", "SPLITS", "STAMP_FILE", "LABEL_RE",
+__all__ = ["ACQUISITION", "Split", "DataProtocol", "PAPER", "IXI_DATASET", "SPLITS", "STAMP_FILE", "LABEL_RE",
            "ManifestError", "DatabaseName", "lr_kind", "parse_lr_kind", "kind_scale",
            "database_name", "database_path", "parse_database_name", "manifest_name",
            "staging_name", "slice_key", "parse_slice_key", "manifest_beside", "read_manifest",
@@ -47,8 +47,10 @@ STAMP_FILE = "w2amsn_protocol.json"
 LABEL_RE = re.compile(r"^[A-Za-z0-9-]+$")
 #: the anatomical planes, by the RAS+ axis normal to them (:mod:`w2amsn_plugin.data.planes`)
 ANATOMICAL_PLANES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
+#: the plane each volume was acquired in (read from its header): the paper's
+ACQUISITION = "acquisition"
 #: every value ``plane`` takes (the paper's first: the acquisition plane)
-PLANES: tuple[str, ...] = ("acquisition", *ANATOMICAL_PLANES)
+PLANES: tuple[str, ...] = (ACQUISITION, *ANATOMICAL_PLANES)
 #: how the ``depth`` slices of a volume are chosen (:func:`w2amsn_plugin.data.ixi.crop_stack`)
 SLICE_SELECTIONS = ("head", "central")
 #: the LR degradations (:mod:`w2amsn_plugin.data.degradations`)
@@ -84,7 +86,7 @@ class DataProtocol:
     modalities: tuple[str, ...] = ("PD", "T1", "T2")
     scales: tuple[int, ...] = (2, 3, 4)
     crop: tuple[int, int, int] = (240, 240, 96)
-    plane: str = "acquisition"
+    plane: str = ACQUISITION
     slice_selection: str = "head"
     percentile: float = 99.5
     bits: int = 16

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..protocol import PAPER
 from ..results.output_paths import output_file_problem
 
 __all__ = ["configure_parser", "run"]
@@ -22,8 +23,8 @@ __all__ = ["configure_parser", "run"]
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``w2amsn stats``."""
-    parser.add_argument("--scale", type=int, nargs="+", default=[2, 3, 4], metavar="S",
-                        help="upscaling factor(s) (default: 2 3 4)")
+    parser.add_argument("--scale", type=int, nargs="+", default=list(PAPER.scales), metavar="S",
+                        help="upscaling factor(s) (default: the paper's, %(default)s)")
     parser.add_argument("--size", type=int, nargs=2, default=[120, 120], metavar=("H", "W"),
                         help="LR input size (default: 120 120, which Table II's MACs imply)")
     parser.add_argument("--json", metavar="FILE", help="also write the numbers to FILE as JSON")

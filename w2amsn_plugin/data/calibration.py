@@ -37,7 +37,7 @@ import numpy as np
 
 from ..metrics.foreground import DEFAULT_FG_THRESHOLD, foreground_mask
 from ..metrics.psnr_ssim import psnr_db, ssim_maps
-from ..protocol import PAPER
+from ..protocol import ACQUISITION, PAPER
 from .degradations import bicubic_downscale
 from .ixi import load_canonical, open_volume, plane_geometry
 from .png16 import quantize
@@ -57,11 +57,11 @@ TABLE_III_BICUBIC: dict[str, dict[int, tuple[float, float]]] = {
 #: the paper's test split (section IV-A: 500/70/6 subjects)
 PAPER_TEST_SUBJECTS = PAPER.split.n_test
 #: the readings compared (the first of each is the shipped options')
-PLANE_CHOICES = ("acquisition", "axial")
+PLANE_CHOICES = (ACQUISITION, "axial")
 #: (normalisation, percentile): per volume to its 99.5th percentile or maximum, or each slice to
 #: its own minimum and maximum
-NORMALISATIONS: tuple[tuple[str, float | None], ...] = (("per volume", 99.5), ("per volume", 100.0),
-                                                        ("per slice", None))
+NORMALISATIONS: tuple[tuple[str, float | None], ...] = (
+    ("per volume", PAPER.percentile), ("per volume", 100.0), ("per slice", None))
 BIT_CHOICES = (16, 8)
 #: the metric's border crop: none, ``scale`` pixels (BasicSR's ``crop_border: s``), or EDSR's
 #: ``scale + 6``

@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 from nibabel import orientations
 
-from ..protocol import ANATOMICAL_PLANES, PLANES
+from ..protocol import ACQUISITION, ANATOMICAL_PLANES, PLANES
 
 __all__ = ["PLANES", "ANATOMICAL_PLANES", "DISPLAY", "acquisition_voxel_axis", "slice_axis", "plane_name",
            "ras_orientation", "plane_stack", "unplane_stack", "plane_pixel_axes"]
@@ -64,7 +64,7 @@ def slice_axis(plane: str, affine: np.ndarray, zooms: Sequence[float]) -> int:
     with this ``affine`` and voxel sizes ``zooms`` (as stored, before reorientation)."""
     if plane in ANATOMICAL_PLANES:
         return ANATOMICAL_PLANES[plane]
-    if plane != "acquisition":
+    if plane != ACQUISITION:
         raise ValueError(f"unknown plane {plane!r} (choose from {', '.join(PLANES)})")
     ornt = ras_orientation(affine)
     return int(ornt[acquisition_voxel_axis(zooms), 0])

@@ -49,8 +49,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from ..protocol import (IXI_DATASET, LABEL_RE, PAPER, SPLITS, ManifestError, Split, database_name,
-                        kind_scale, lr_kind, manifest_name, read_manifest, slice_key, staging_name)
+from ..protocol import (ACQUISITION, IXI_DATASET, LABEL_RE, PAPER, SPLITS, ManifestError, Split,
+                        database_name, kind_scale, lr_kind, manifest_name, read_manifest, slice_key,
+                        staging_name)
 from .degradations import DEGRADATIONS
 from .ixi import IXI_MODALITIES, SLICE_SELECTIONS, IXIDataError, open_volume, plane_geometry
 from .lmdb_io import lmdb_map_size, read_meta_keys, write_meta_info, write_sorted_copy
@@ -254,7 +255,7 @@ def _precheck(volumes: Iterable[Volume], cfg: PrepareConfig, crop: tuple[int, in
                                    f"{geo.shape[1]}x{geo.n_slices} (height x width x slices), "
                                    f"smaller than the crop {height}x{width}x{depth}")
             log(f"warning: {skipped[vol.volume]} (skipped: --small-volumes skip)")
-        elif small and cfg.small_volumes == "refuse" and cfg.plane == "acquisition":
+        elif small and cfg.small_volumes == "refuse" and cfg.plane == ACQUISITION:
             raise IXIDataError(f"{vol.path}: its acquisition plane ({geo.name}) is {geo.shape[0]}x"
                                f"{geo.shape[1]} (height x width), smaller than the crop "
                                f"{height}x{width}; pass a smaller --crop or name an anatomical "
