@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import child_pids
 import torch
 
 import w2amsn_plugin  # noqa: F401,I001  (compat before basicsr)
@@ -171,7 +172,7 @@ def test_ctrl_c_with_workers_is_one_line_and_exit_130(tree: Path, tmp_path: Path
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not _has_children(proc.pid) and proc.poll() is None:
+    while time.monotonic() < deadline and not child_pids(proc.pid) and proc.poll() is None:
         time.sleep(0.05)
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
@@ -179,13 +180,3 @@ def test_ctrl_c_with_workers_is_one_line_and_exit_130(tree: Path, tmp_path: Path
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.strip().splitlines()[-1].startswith("w2amsn calibrate: interrupted"), err
-
-
-def _has_children(pid: int) -> bool:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                return True
-        except (OSError, IndexError, ValueError):
-            continue
-    return False

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nibabel as nib
 import pytest
+from processes import child_pids
 
 import w2amsn_plugin  # noqa: F401  (compat before basicsr)
 from w2amsn_plugin.cli import w2amsn_main
@@ -23,6 +24,7 @@ from w2amsn_plugin.data import prepare
 from w2amsn_plugin.data.fake_bids import make_fake_bids_tree
 from w2amsn_plugin.data.fake_ixi import make_fake_ixi_tree
 from w2amsn_plugin.data.lmdb_io import read_meta_keys, readonly_env
+from w2amsn_plugin.data.calibration import VolumeJob
 from w2amsn_plugin.data.prep_pool import WorkerDied, WorkerPool
 from w2amsn_plugin.protocol import parse_slice_key
 
@@ -180,18 +182,6 @@ def test_pool_results_errors_and_a_killed_worker_that_names_its_task():
             list(pool.imap_unordered(signal.raise_signal, [signal.SIGKILL] * 3))
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
-
-
 def _prepare_cmd(root: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "w2amsn_plugin.cli", "prepare", "--root", str(root),
             "--out", str(out), "--workers", "2", "--split", "6", "1", "1", "--crop", "96", "96",
@@ -210,7 +200,7 @@ def test_kill_9_of_a_worker_ends_prepare_naming_the_volume_and_a_rerun_resumes(t
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (done.is_file() and done.read_text()):
         time.sleep(0.2)  # kill in the middle: after the first volume is staged
-    workers = [p for p in _children(proc.pid)
+    workers = [p for p in child_pids(proc.pid)
                if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert workers, "no worker process found"
     os.kill(workers[0], signal.SIGKILL)  # what the out-of-memory killer does
@@ -233,7 +223,7 @@ def test_ctrl_c_while_workers_start_gives_one_line_and_no_traceback(tmp_path):
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(_children(proc.pid)) < 2:
+    while time.monotonic() < deadline and len(child_pids(proc.pid)) < 2:
         time.sleep(0.05)
     time.sleep(0.3)  # the workers are importing torch
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
@@ -288,6 +278,7 @@ def test_io_error_while_publishing_is_one_line_and_a_rerun_finishes(volumes, tmp
     assert len(list(out.glob("*.lmdb"))) == 6
 
 
-def test_a_dead_workers_tuple_task_is_named_by_its_first_item():
-    err = WorkerDied(("/scans/IXI101-HH-1001-T2.nii.gz", [2, 3, 4], (96, 96, 16)), -9)
+def test_a_dead_calibrate_worker_is_named_by_its_volume():
+    job = VolumeJob("/scans/IXI101-HH-1001-T2.nii.gz", [2, 3, 4], (96, 96, 16))
+    err = WorkerDied(job, -9)
     assert str(err).startswith("/scans/IXI101-HH-1001-T2.nii.gz: the worker process working on it died")

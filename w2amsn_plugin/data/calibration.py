@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -43,9 +43,9 @@ from .ixi import load_canonical, open_volume, plane_geometry
 from .png16 import quantize
 from .volume_slices import normalised_stack
 
-__all__ = ["TABLE_III_BICUBIC", "PAPER_TEST_SUBJECTS", "PLANE_CHOICES", "NORMALISATIONS", "BIT_CHOICES",
-           "BORDERS", "REGIONS", "CHANNELS", "SLICE_CHOICES", "UNIT_PSNR_DB", "UNIT_SSIM", "Reading",
-           "SHIPPED", "readings", "volume_sums", "score_volumes", "rank", "tie_margin", "identify",
+__all__ = ["VolumeJob", "TABLE_III_BICUBIC", "PAPER_TEST_SUBJECTS", "PLANE_CHOICES", "NORMALISATIONS",
+           "BIT_CHOICES", "BORDERS", "REGIONS", "CHANNELS", "SLICE_CHOICES", "UNIT_PSNR_DB", "UNIT_SSIM",
+           "Reading", "SHIPPED", "readings", "volume_sums", "score_volumes", "rank", "tie_margin", "identify",
            "format_report"]
 
 #: Table III of the paper, column "Bicubic": PSNR (dB) / SSIM per modality and scale
@@ -189,9 +189,19 @@ def _score(sums: dict, hr: np.ndarray, sr: np.ndarray, masks: np.ndarray, scale:
             acc[3] += int(ssim_values.size)
 
 
-def _volume_task(task: tuple) -> dict:
-    path, scales, crop = task
-    return volume_sums(path, scales, PLANE_CHOICES, crop)
+class VolumeJob(NamedTuple):
+    """One volume for a calibrate worker; named by its path in messages (a dead worker's line)."""
+
+    path: str
+    scales: list[int]
+    crop: tuple[int, int, int]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def _volume_task(job: VolumeJob) -> dict:
+    return volume_sums(job.path, job.scales, PLANE_CHOICES, job.crop)
 
 
 def score_volumes(paths: Sequence[str | os.PathLike], scales: Sequence[int],
@@ -201,7 +211,7 @@ def score_volumes(paths: Sequence[str | os.PathLike], scales: Sequence[int],
     (:mod:`.prep_pool`); ``progress(1)`` after each volume."""
     from .prep_pool import imap, make_pool
 
-    tasks = [(str(p), list(scales), tuple(crop)) for p in paths]
+    tasks = [VolumeJob(str(p), list(scales), tuple(crop)) for p in paths]
     pool = make_pool(workers, len(tasks))
     parts = []
     try:

@@ -71,13 +71,7 @@ class WorkerDied(RuntimeError):
         how = (f"killed by signal {-exitcode}" + (" (SIGKILL: e.g. the out-of-memory killer)"
                                                    if exitcode == -signal.SIGKILL else "")
                if exitcode is not None and exitcode < 0 else f"exit status {exitcode}")
-        super().__init__(f"{_task_name(task)}: the worker process working on it died ({how})")
-
-
-def _task_name(task: Any) -> str:
-    """What a task is called in a message: itself, or for a tuple of arguments (calibrate's
-    ``(path, scales, crop)``) its first item, the volume."""
-    return str(task[0] if isinstance(task, tuple) and task else task)
+        super().__init__(f"{task}: the worker process working on it died ({how})")
 
 
 def _worker_loop(conn, initializer: Callable[[], None] | None) -> None:
