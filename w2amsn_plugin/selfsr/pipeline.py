@@ -160,10 +160,9 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
     if n_slices < 4:
         raise SelfSRError(f"{input_path}: {n_slices} slices along axis {axis}: too few to learn from")
     tag = hashlib.sha256(f"{input_path.resolve()}|{settings}".encode()).hexdigest()[:8]
+    budget = f"{settings.minutes:g}min" if settings.minutes is not None else f"{iterations}it"
     name = (f"SelfSR_{'TP' if settings.mode == 'through-plane' else 'IP'}_W2AMSN_x{k}"
-            f"_a{network['num_feat']}t{network['num_block']}_"
-            f"{f'{settings.minutes:g}min' if settings.minutes is not None else f'{iterations}it'}"
-            f"_B{recipe.batch}_{tag}")
+            f"_a{network['num_feat']}t{network['num_block']}_{budget}_B{recipe.batch}_{tag}")
     workdir = settings.workdir or output_path.parent / f".{output_path.name}.self-sr"
     if settings.minutes is not None:
         iterations = -1  # decided after a timing probe (:func:`_iterations_for_minutes`)
