@@ -130,14 +130,77 @@ def test_default_budget_beats_cubic(tmp_path):
 
 
 def test_minutes_become_iterations():
-    """--minutes: a timing probe of the run's own network; twice the time, about twice the steps."""
+    """--minutes: a timing probe of the run's own network; the start-up reserve and the
+    probe's inference estimate come off the budget, the rest is divided by the loop's step."""
+    from w2amsn_plugin.selfsr.budget import MIN_ITERATIONS, iterations_for_minutes, step_seconds
     from w2amsn_plugin.selfsr.experiment import self_sr_options
-    from w2amsn_plugin.selfsr.pipeline import _iterations_for_minutes
 
     opt = self_sr_options("t", {"volume": "x.npy", "spacing": [1, 1, 4]}, [3], 4)
-    short, long = _iterations_for_minutes(1.0, opt, 10_000), _iterations_for_minutes(4.0, opt, 10_000)
-    assert 10 <= short < long
-    assert _iterations_for_minutes(0.01, opt, 10**9) == 10  # inference alone exceeds it: the floor
+    step = step_seconds(opt)
+    assert 0 < step < 30
+    short, long = (iterations_for_minutes(m, opt, 10_000, step=step) for m in (2.0, 4.0))
+    assert MIN_ITERATIONS <= short < long
+    # 5 minutes at 1 s a step, no inference: 270 s left after the reserve, 1.15 s per iteration
+    assert iterations_for_minutes(5.0, opt, 0, step=1.0) == 234
+    # inference costs a third of a step per batch of LR pixels (16 x 16 x 64): 30 s here
+    assert iterations_for_minutes(5.0, opt, 3 * 16 * 16 * 64 * 30, step=1.0) == 208
+    assert iterations_for_minutes(0.01, opt, 10**9) == MIN_ITERATIONS  # inference alone exceeds it
+
+
+def test_default_budget_is_minutes(tmp_path, capsys):
+    """Without --iters the plan is the recipe's wall-time budget (iterations decided on the
+    machine by the probe); --iters overrides it."""
+    from w2amsn_plugin.selfsr.experiment import DEFAULT_RECIPE
+
+    src = _save(tmp_path / "a.nii.gz", np.ones((32, 32, 8)), (1.0, 1.0, 4.0))
+    code, out, _ = _run(capsys, "-i", src, "-o", tmp_path / "o.nii.gz", "--dry-run")
+    plan = json.loads(out)
+    assert code == 0 and plan["minutes"] == DEFAULT_RECIPE.minutes and plan["iterations"] is None
+    assert f"_{DEFAULT_RECIPE.minutes:g}min_" in plan["experiment"]
+    code, out, _ = _run(capsys, "-i", src, "-o", tmp_path / "o.nii.gz", "--dry-run", "--iters", "7")
+    plan = json.loads(out)
+    assert code == 0 and plan["minutes"] is None and plan["iterations"] == 7
+
+
+def test_rerun_of_a_budget_keeps_its_iterations_and_init_warm_starts(tmp_path, capsys):
+    """A rerun with the same --workdir resumes the schedule it first planned (not a new probe's),
+    and --init starts a new run from those weights, end to end through the command."""
+    src, _ = _thick_colin(tmp_path, size=(24, 32, 32))
+    work = tmp_path / "w"
+    code, out, _ = _run(capsys, "-i", src, "-o", tmp_path / "a.nii.gz", "--minutes", "0.01",
+                        "--workdir", work, "--dry-run")
+    plan = json.loads(out)
+    work.mkdir()
+    (work / f"{plan['experiment']}.yml").write_text("train: {total_iter: 3}\n")  # as if planned before
+    code, _, err = _run(capsys, "-i", src, "-o", tmp_path / "a.nii.gz", "--minutes", "0.01",
+                        "--workdir", work)
+    assert code == 0, err
+    assert "as first planned" in err
+    side = json.loads((tmp_path / "a.json").read_text())
+    assert side["iterations"] == 3
+    code, _, err = _run(capsys, "-i", src, "-o", tmp_path / "b.nii.gz", "--iters", "2",
+                        "--init", side["weights"], "--workdir", tmp_path / "w2")
+    assert code == 0, err
+    side_b = json.loads((tmp_path / "b.json").read_text())
+    assert side_b["init"] == side["weights"] and side_b["network"]["num_feat"] == side["network"]["num_feat"]
+    options = (Path(side_b["options"])).read_text()
+    assert side["weights"] in options  # BasicSR's path.pretrain_network_g
+
+
+def test_in_plane_mode_end_to_end(tmp_path, capsys):
+    """--mode in-plane --scale 2 writes a volume twice as fine in the slice plane, on the same
+    field of view, with the sidecar's bicubic reference."""
+    src, _ = _thick_colin(tmp_path, size=(32, 32, 24))
+    out_path = tmp_path / "sr.nii.gz"
+    code, _, err = _run(capsys, "-i", src, "-o", out_path, "--mode", "in-plane", "--scale", "2",
+                        "--iters", "2", "--workdir", tmp_path / "w")
+    assert code == 0, err
+    out, inp = nib.load(out_path), nib.load(src)
+    assert out.shape == (inp.shape[0] * 2, inp.shape[1] * 2, inp.shape[2])
+    assert np.allclose(voxel_corners_world(out.affine, out.shape), voxel_corners_world(inp.affine, inp.shape))
+    side = json.loads(out_path.with_name("sr.json").read_text())
+    assert side["mode"] == "in-plane" and side["slice_profile"] == {"kind": "bicubic"}
+    assert side["network"]["upscale_axis"] == "both" and np.isfinite(side["held_out"]["gain_db"])
 
 
 @pytest.mark.parametrize("zooms,axis", [((1.0, 1.0, 1.0), 2), ((2.0, 2.0, 3.0), 2), ((3.0, 1.0, 1.0), 0)])

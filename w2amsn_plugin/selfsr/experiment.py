@@ -25,9 +25,12 @@ DEFAULT_NETWORK: dict[str, Any] = {
 @dataclass(frozen=True)
 class Recipe:
     """Training schedule: Adam at ``lr`` cosine-decayed to 1 % over ``total_iter`` iterations of
-    ``batch`` patches of ``gt_size`` px (GT side), L1 loss, validation ``val_points`` times."""
+    ``batch`` patches of ``gt_size`` px (GT side), L1 loss, validation ``val_points`` times.
+    ``minutes``: the default budget, a wall time for the whole run (training and inference) that
+    a timing probe turns into ``total_iter`` (:mod:`.budget`)."""
 
     total_iter: int = 300
+    minutes: float = 10.0
     batch: int = 16
     gt_size: int = 64
     lr: float = 1e-3

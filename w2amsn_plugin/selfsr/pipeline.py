@@ -31,6 +31,7 @@ from ..inference.engine import super_resolve_volume
 from ..inference.geometry import sr_image
 from ..inference.errors import InferenceError
 from ..inference.volumes import load_volume
+from .budget import iterations_for_minutes
 from .combine import combine
 from .errors import SelfSRError
 from .experiment import DEFAULT_RECIPE, Recipe, self_sr_options
@@ -82,6 +83,7 @@ class Plan:
     profile: SliceProfile | None
     network: dict[str, Any]
     iterations: int
+    minutes: float | None
     val_slices: list[int]
     workdir: Path
     name: str
@@ -91,7 +93,9 @@ class Plan:
                 "coarse_axis": self.axis, "factor": self.factor, "network_factor": self.net_factor,
                 "geometry": self.geometry.to_json() if self.geometry else None,
                 "slice_profile": self.profile.to_json() if self.profile else None,
-                "network": self.network, "iterations": self.iterations,
+                "network": self.network,
+                "iterations": self.iterations if self.iterations > 0 else None,
+                "minutes": self.minutes,
                 "val_slices": self.val_slices, "workdir": str(self.workdir), "experiment": self.name}
 
 
@@ -141,6 +145,7 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
         raise SelfSRError(f"{input_path}: expected a 3-D volume, got shape {tuple(shape)}")
     recipe = settings.recipe
     network = checkpoint_network(settings.init) if settings.init else dict(recipe.network)
+    minutes = None if settings.iters else (settings.minutes or recipe.minutes)
     iterations = int(settings.iters or recipe.total_iter)
     if settings.mode == "through-plane":
         geo = scan_geometry(tuple(shape), affine, name=str(input_path))
@@ -160,14 +165,14 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
     if n_slices < 4:
         raise SelfSRError(f"{input_path}: {n_slices} slices along axis {axis}: too few to learn from")
     tag = hashlib.sha256(f"{input_path.resolve()}|{settings}".encode()).hexdigest()[:8]
-    budget = f"{settings.minutes:g}min" if settings.minutes is not None else f"{iterations}it"
+    budget = f"{minutes:g}min" if minutes is not None else f"{iterations}it"
     name = (f"SelfSR_{'TP' if settings.mode == 'through-plane' else 'IP'}_W2AMSN_x{k}"
             f"_a{network['num_feat']}t{network['num_block']}_{budget}_B{recipe.batch}_{tag}")
     workdir = settings.workdir or output_path.parent / f".{output_path.name}.self-sr"
-    if settings.minutes is not None:
-        iterations = -1  # decided after a timing probe (:func:`_iterations_for_minutes`)
+    if minutes is not None:
+        iterations = -1  # decided after a timing probe (:func:`.budget.iterations_for_minutes`)
     return Plan(input_path, output_path, settings.mode, axis, factor, k, geo, profile, network,
-                iterations, _val_slices(n_slices), Path(workdir), name)
+                iterations, minutes, _val_slices(n_slices), Path(workdir), name)
 
 
 def _dataset_opt(plan: Plan, scan_file: Path, spacing: list[float]) -> dict[str, Any]:
@@ -179,30 +184,6 @@ def _dataset_opt(plan: Plan, scan_file: Path, spacing: list[float]) -> dict[str,
     if "samples" in profile:
         fields.update(samples=profile["samples"], sample_mm=profile["sample_mm"])
     return {**opt, "degradation": "slice_profile", "profile": fields}
-
-
-def _iterations_for_minutes(minutes: float, options: dict[str, Any], infer_pixels: int) -> int:
-    """Iterations that fit ``minutes`` with inference (measured: a few training steps on this
-    machine, and inference at a third of a training step's cost per LR pixel)."""
-    from basicsr.archs import build_network
-
-    net = build_network(dict(options["network_g"]))
-    opt = torch.optim.Adam(net.parameters())
-    train = options["datasets"]["train"]
-    k, size, batch = options["scale"], train["gt_size"], train["batch_size_per_gpu"]
-    cols = size if options["network_g"]["upscale_axis"] == "rows" else size // k
-    lq = torch.rand(batch, 1, size // k, cols)
-    times = []
-    for _ in range(4):
-        t0 = time.perf_counter()
-        loss = net(lq).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    step = min(times[1:])
-    infer_s = step / 3 * infer_pixels / lq[0, 0].numel() / batch
-    return max(10, int((minutes * 60 * 0.9 - infer_s) / step))
 
 
 def _load_net(options: dict[str, Any], weights: Path) -> torch.nn.Module:
@@ -246,11 +227,15 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
         init_network=plan.network if settings.init else None,
         bf16="auto" if settings.bf16 is None else settings.bf16, num_gpu=int(device.startswith("cuda")))
     iterations = plan.iterations
-    if iterations < 0:
-        iterations = _iterations_for_minutes(settings.minutes, make(1), scan.size * (2 if one_axis else 1))
-        say(f"{settings.minutes:g} minutes on this machine: {iterations} iterations")
-    options = make(iterations)
     options_file = plan.workdir / f"{plan.name}.yml"
+    if iterations < 0 and options_file.is_file():  # a rerun resumes the planned schedule
+        iterations = int(yaml.safe_load(options_file.read_text(encoding="utf-8"))["train"]["total_iter"])
+        say(f"resuming {plan.name}: {iterations} iterations, as first planned")
+    elif iterations < 0:
+        iterations = iterations_for_minutes(plan.minutes, make(1), scan.size * (2 if one_axis else 1),
+                                            device)
+        say(f"{plan.minutes:g} minutes on this machine: {iterations} iterations")
+    options = make(iterations)
     options_file.write_text(yaml.safe_dump(options, sort_keys=False), encoding="utf-8")
     say(f"{input_path.name}: {plan.mode}, axis {plan.axis}, factor {plan.factor:.3f} (network x"
         f"{plan.net_factor}), {iterations} iterations; BasicSR run "

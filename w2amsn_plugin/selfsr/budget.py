@@ -1,0 +1,73 @@
+"""A wall-time budget turned into training iterations (``w2amsn self-sr --minutes M``, and the
+default budget): a timing probe of the run's own network, batch and precision on the run's own
+device, before training starts.
+
+The probe times a few optimiser steps exactly as the trainer takes them (bf16 autocast where the
+run uses it, the device the run trains on) and estimates inference from the same step time (a
+forward pass costs about a third of a training step per low-resolution pixel). The iterations are
+what fits the budget after a fixed reserve for start-up and scoring, with :data:`TRAINER_OVERHEAD`
+for what BasicSR's loop adds to a bare step (sampling patches, logging, validation, checkpoints).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from .. import device_caps
+
+__all__ = ["MIN_ITERATIONS", "RESERVE_S", "TRAINER_OVERHEAD", "iterations_for_minutes", "step_seconds"]
+
+#: never fewer than this many iterations, whatever the budget
+MIN_ITERATIONS = 10
+#: seconds kept for start-up (the training process, its training pairs) and scoring
+RESERVE_S = 30.0
+#: BasicSR's loop time per iteration over a bare optimiser step (measured 1.05-1.1 on a CPU)
+TRAINER_OVERHEAD = 1.15
+
+
+def _lq_shape(options: dict[str, Any]) -> tuple[int, int, int, int]:
+    """The shape of one training batch's low-resolution input."""
+    train = options["datasets"]["train"]
+    k, size, batch = options["scale"], train["gt_size"], train["batch_size_per_gpu"]
+    cols = size if options["network_g"].get("upscale_axis") == "rows" else size // k
+    return batch, 1, size // k, cols
+
+
+def step_seconds(options: dict[str, Any], device: str = "cpu", steps: int = 4) -> float:
+    """Seconds of one training step of ``options``' network and batch on ``device`` (the fastest
+    of ``steps - 1`` after a warm-up), with the run's bf16 rule (``train: bf16``)."""
+    from basicsr.archs import build_network
+
+    dev = torch.device(device)
+    net = build_network(dict(options["network_g"])).to(dev)
+    opt = torch.optim.Adam(net.parameters())
+    lq = torch.rand(_lq_shape(options), device=dev)
+    wanted = options["train"].get("bf16", False)
+    bf16 = wanted is not False and device_caps.resolve_bf16(None if wanted == "auto" else wanted, dev)
+    times = []
+    for _ in range(steps):
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        with torch.autocast(dev.type, torch.bfloat16, enabled=bf16):
+            loss = net(lq).float().abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        times.append(time.perf_counter() - t0)
+    return min(times[1:])
+
+
+def iterations_for_minutes(minutes: float, options: dict[str, Any], infer_pixels: int,
+                           device: str = "cpu", step: float | None = None) -> int:
+    """Training iterations that fit ``minutes`` of wall time with inference of ``infer_pixels``
+    low-resolution pixels; ``step`` (seconds per bare step) is probed when not given."""
+    step = step_seconds(options, device) if step is None else step
+    batch, _, rows, cols = _lq_shape(options)
+    infer_s = step / 3 * infer_pixels / (batch * rows * cols)
+    left = minutes * 60 - RESERVE_S - infer_s
+    return max(MIN_ITERATIONS, int(left / (step * TRAINER_OVERHEAD)))
