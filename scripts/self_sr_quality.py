@@ -1,10 +1,14 @@
 #!/usr/bin/env python
 """Quality of ``w2amsn self-sr`` on an isotropic volume made thick: foreground PSNR/SSIM of
 self-sr (mean and FBA of the two orientations, and one orientation alone) and of cubic B-spline
-interpolation along the coarse axis, against the isotropic truth (docs/self-sr.md's table).
+interpolation along the coarse axis, against the isotropic truth (docs/self-sr.md's table); with
+``--in-plane-scale S``, the in-plane mode on the volume's slice plane made S times coarser, against
+MATLAB-bicubic upsampling.
 
     python scripts/self_sr_quality.py --volume w2amsn_plugin/sample_data/mni152_2009a_t1.nii.gz \\
         --factor 4 --profile gaussian --work /tmp/q --figure docs/img/self-sr-mni152-x4.png
+    python scripts/self_sr_quality.py --volume w2amsn_plugin/sample_data/mni152_2009a_t1.nii.gz \\
+        --in-plane-scale 2 --work /tmp/q2
 
 Appends one JSON line per run to ``--results`` (default: stdout only).
 """
@@ -19,7 +23,11 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--volume", type=Path, required=True, help="isotropic 3-D volume (the truth)")
-    parser.add_argument("--factor", type=float, required=True, help="slice spacing / voxel size")
+    parser.add_argument("--factor", type=float, default=None,
+                        help="slice spacing / voxel size (through-plane mode)")
+    parser.add_argument("--in-plane-scale", type=int, default=None, metavar="S",
+                        help="measure the in-plane mode instead: the slice plane made S times coarser "
+                        "by block means, then self-sr --mode in-plane --scale S against bicubic")
     parser.add_argument("--profile", choices=("gaussian", "rect"), default="gaussian",
                         help="profile the thick slices are made with")
     parser.add_argument("--assumed-profile", choices=("gaussian", "rect"), default="gaussian",
@@ -28,19 +36,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=None, help="training iterations (default: self-sr's)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="wall-time budget instead of --iters (self-sr's --minutes)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="patches per iteration (default: the recipe's)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
     parser.add_argument("--work", type=Path, required=True, help="folder for the thick volume and the run")
     parser.add_argument("--results", type=Path, default=None, help="JSON-lines file to append to")
     parser.add_argument("--figure", type=Path, default=None, help="PNG: input, cubic, self-sr, truth")
     args = parser.parse_args(argv)
+    if (args.factor is None) == (args.in_plane_scale is None):
+        parser.error("give --factor (through-plane) or --in-plane-scale (in-plane), one of them")
+    if args.figure and args.in_plane_scale:
+        parser.error("--figure draws the through-plane view; not with --in-plane-scale")
 
     import numpy as np
 
-    from w2amsn_plugin.selfsr import SelfSRSettings
-    from w2amsn_plugin.selfsr.evaluation import evaluate_made_thick
+    from dataclasses import replace
 
-    settings = SelfSRSettings(iters=args.iters, minutes=args.minutes, profile=args.assumed_profile)
-    result, views = evaluate_made_thick(args.volume, args.factor, args.profile, settings, args.work,
-                                        args.axis)
+    from w2amsn_plugin.selfsr import SelfSRSettings
+    from w2amsn_plugin.selfsr.evaluation import evaluate_made_coarse_in_plane, evaluate_made_thick
+    from w2amsn_plugin.selfsr.experiment import DEFAULT_RECIPE
+
+    changes = {key: value for key, value in (("batch", args.batch), ("lr", args.lr)) if value is not None}
+    settings = SelfSRSettings(iters=args.iters, minutes=args.minutes, profile=args.assumed_profile,
+                              recipe=replace(DEFAULT_RECIPE, **changes))
+    if args.in_plane_scale:
+        result, views = evaluate_made_coarse_in_plane(args.volume, args.in_plane_scale, settings, args.work)
+    else:
+        result, views = evaluate_made_thick(args.volume, args.factor, args.profile, settings, args.work,
+                                            args.axis)
     line = json.dumps(result)
     print(line)
     if args.results:

@@ -139,3 +139,16 @@ def test_non_square_slices_give_one_patch_shape(tmp_path):
     train = SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "train", gt_size=64))
     shapes = {tuple(train[i]["gt"].shape) for i in range(30)}
     assert shapes == {(1, 28, 28)}
+
+
+def test_coarse_in_plane_volume_is_block_means_on_the_slice_plane():
+    """The in-plane mode's test volume (scripts/self_sr_quality.py --in-plane-scale): block means
+    of each slice, whole blocks only, and a header whose largest spacing is the slice axis."""
+    from w2amsn_plugin.selfsr.evaluation import make_coarse_in_plane
+    from w2amsn_plugin.selfsr.geometry import voxel_spacings
+
+    truth = RNG.random((9, 6, 5)).astype(np.float32)
+    coarse = make_coarse_in_plane(truth, np.diag([1.0, 1.0, 1.0, 1.0]), 2, slice_mm=3.0)
+    assert coarse.data.shape == (4, 3, 5) and coarse.truth.shape == (8, 6, 5)
+    assert np.isclose(coarse.data[1, 2, 3], truth[2:4, 4:6, 3].mean())
+    assert np.allclose(voxel_spacings(coarse.affine), [2.0, 2.0, 3.0])

@@ -2,8 +2,8 @@
 default budget): a timing probe of the run's own network, batch and precision on the run's own
 device, before training starts.
 
-The probe times a few optimiser steps exactly as the trainer takes them (bf16 autocast where the
-run uses it, the device the run trains on) and estimates inference from the same step time (a
+The probe times a few optimiser steps as the trainer takes them (channels_last, bf16 autocast
+where the run uses it, the device the run trains on) and estimates inference from the same step time (a
 forward pass costs about a third of a training step per low-resolution pixel). The iterations are
 what fits the budget after a fixed reserve for start-up and scoring, with :data:`TRAINER_OVERHEAD`
 for what BasicSR's loop adds to a bare step (sampling patches, logging, validation, checkpoints).
@@ -23,8 +23,9 @@ __all__ = ["MIN_ITERATIONS", "RESERVE_S", "TRAINER_OVERHEAD", "iterations_for_mi
 MIN_ITERATIONS = 10
 #: seconds kept for start-up (the training process, its training pairs) and scoring
 RESERVE_S = 30.0
-#: BasicSR's loop time per iteration over a bare optimiser step (measured 1.05-1.1 on a CPU)
-TRAINER_OVERHEAD = 1.15
+#: BasicSR's loop time per iteration over the probe's step (measured 0.99-1.01 on a 2-core CPU, two
+#: runs side by side; kept a little above)
+TRAINER_OVERHEAD = 1.05
 
 
 def _lq_shape(options: dict[str, Any]) -> tuple[int, int, int, int]:
@@ -37,13 +38,14 @@ def _lq_shape(options: dict[str, Any]) -> tuple[int, int, int, int]:
 
 def step_seconds(options: dict[str, Any], device: str = "cpu", steps: int = 4) -> float:
     """Seconds of one training step of ``options``' network and batch on ``device`` (the fastest
-    of ``steps - 1`` after a warm-up), with the run's bf16 rule (``train: bf16``)."""
+    of ``steps - 1`` after a warm-up), as :class:`~w2amsn_plugin.models.mr_sr_model.MRSRModel`
+    trains: channels_last, and bf16 autocast by the run's rule (``train: bf16``)."""
     from basicsr.archs import build_network
 
     dev = torch.device(device)
-    net = build_network(dict(options["network_g"])).to(dev)
+    net = build_network(dict(options["network_g"])).to(dev, memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters())
-    lq = torch.rand(_lq_shape(options), device=dev)
+    lq = torch.rand(_lq_shape(options), device=dev).contiguous(memory_format=torch.channels_last)
     wanted = options["train"].get("bf16", False)
     bf16 = wanted is not False and device_caps.resolve_bf16(None if wanted == "auto" else wanted, dev)
     times = []

@@ -1,5 +1,7 @@
 """Measuring self-sr against ground truth: an isotropic volume made thick along one axis, then
-super-resolved back and compared with the truth, next to cubic B-spline interpolation.
+super-resolved back and compared with the truth, next to cubic B-spline interpolation; and for
+the in-plane mode, a volume made coarse in its slice plane (block means), super-resolved back
+next to MATLAB-bicubic upsampling.
 
 The thick volumes are made here with code independent of the training degradation
 (:mod:`.slice_profile`): a Gaussian profile by :func:`scipy.ndimage.gaussian_filter1d` and linear
@@ -28,7 +30,8 @@ from .training_pairs import resample_axis
 if TYPE_CHECKING:
     from .pipeline import SelfSRSettings
 
-__all__ = ["ThickScan", "make_thick", "cubic_baseline", "score_volume", "evaluate_made_thick"]
+__all__ = ["ThickScan", "make_thick", "cubic_baseline", "score_volume", "evaluate_made_thick",
+           "make_coarse_in_plane", "evaluate_made_coarse_in_plane"]
 
 
 @dataclass(frozen=True)
@@ -152,4 +155,51 @@ def evaluate_made_thick(truth_path: Path, factor: float, profile: str, settings:
     mid = thick.truth.shape[across] // 2
     views = {name: np.take(vol, mid, axis=across) for name, vol in
              (("input", thick.data), ("cubic", cubic), ("self_sr", sr), ("truth", thick.truth))}
+    return result, views
+
+
+def make_coarse_in_plane(truth: np.ndarray, affine: np.ndarray, scale: int, slice_mm: float = 3.0
+                         ) -> ThickScan:
+    """Slices normal to the last axis made ``scale`` times coarser by the mean of each
+    ``scale x scale`` block (independent of the bicubic degradation the in-plane mode trains
+    on); the header declares ``slice_mm`` slices so that they are the scan's slice plane. The
+    truth is cropped to whole blocks."""
+    x, y = (truth.shape[0] // scale) * scale, (truth.shape[1] // scale) * scale
+    truth = np.asarray(truth, dtype=np.float32)[:x, :y]
+    coarse = truth.reshape(x // scale, scale, y // scale, scale, -1).mean(axis=(1, 3))
+    lr_affine = upscaled_affine(affine, [1.0 / scale, 1.0 / scale, 1.0])
+    lr_affine[:3, 2] *= slice_mm / np.linalg.norm(lr_affine[:3, 2])
+    return ThickScan(coarse.astype(np.float32), lr_affine, truth, np.asarray(affine, dtype=np.float64))
+
+
+def evaluate_made_coarse_in_plane(truth_path: Path, scale: int, settings: SelfSRSettings, work: Path
+                                  ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """:func:`make_coarse_in_plane`, then ``self-sr --mode in-plane --scale`` with ``settings``
+    and MATLAB-bicubic upsampling of each slice, both scored against the truth
+    (:func:`score_volume`, slice axis last). Returns the scores with the run's sidecar numbers,
+    and the middle slice of the input, bicubic, self-sr and truth."""
+    import nibabel as nib
+    import torch
+
+    from ..data.degradations import bicubic_upsample
+    from .pipeline import run_self_sr
+
+    img = nib.load(truth_path)
+    coarse = make_coarse_in_plane(img.get_fdata(dtype=np.float32), img.affine, scale)
+    work.mkdir(parents=True, exist_ok=True)
+    scan = work / "coarse.nii.gz"
+    nib.save(nib.Nifti1Image(coarse.data, coarse.affine), scan)
+    sr, record = run_self_sr(scan, work / "sr.nii.gz",
+                             replace(settings, mode="in-plane", scale=scale, workdir=work / "run"),
+                             progress=False)
+    slices = torch.from_numpy(np.ascontiguousarray(coarse.data.transpose(2, 0, 1)))
+    bicubic = bicubic_upsample(slices, scale).numpy().transpose(1, 2, 0)
+    scores = {"bicubic": score_volume(bicubic, coarse.truth, 2), "self_sr": score_volume(sr, coarse.truth, 2)}
+    keep = ("held_out", "self_consistency_psnr_fg", "iterations", "train_seconds", "total_seconds",
+            "cpu_seconds", "threads", "load_average", "network")
+    result = {"volume": Path(truth_path).name, "mode": "in-plane", "scale": scale,
+              "made_by": f"{scale}x{scale} block mean", **scores, **{k: record[k] for k in keep}}
+    mid = coarse.truth.shape[2] // 2
+    views = {"input": coarse.data[:, :, mid], "bicubic": bicubic[:, :, mid], "self_sr": sr[:, :, mid],
+             "truth": coarse.truth[:, :, mid]}
     return result, views

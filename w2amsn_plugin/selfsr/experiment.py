@@ -31,7 +31,7 @@ class Recipe:
 
     total_iter: int = 300
     minutes: float = 10.0
-    batch: int = 16
+    batch: int = 4
     gt_size: int = 64
     lr: float = 1e-3
     val_points: int = 5
