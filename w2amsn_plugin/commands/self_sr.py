@@ -21,6 +21,8 @@ _PROG = "w2amsn self-sr"
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options of ``w2amsn self-sr``."""
+    from ..selfsr.experiment import DEFAULT_RECIPE
+
     add = parser.add_argument
     add("-i", "--input", required=True, type=Path, help="the scan: any 3-D volume nibabel reads")
     add("-o", "--output", required=True, type=Path,
@@ -35,9 +37,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="slice profile shape: Gaussian with FWHM = thickness, or rectangular (default: %(default)s)")
     add("--slice-profile", type=Path, default=None, metavar="FILE.npy",
         help="measured slice profile: a 1-D array sampled at the in-plane spacing, centred")
-    add("--iters", type=int, default=None, help="training iterations (default: the recipe's)")
-    add("--minutes", type=float, default=None, help="wall-time budget instead of --iters "
-        "(iterations from a timing probe on this machine)")
+    add("--minutes", type=float, default=None, metavar="M",
+        help=f"wall-time budget of the whole run (default: {DEFAULT_RECIPE.minutes:g}); a timing "
+        "probe on this machine turns it into training iterations")
+    add("--iters", type=int, default=None, metavar="N",
+        help="a fixed number of training iterations instead of the time budget")
     add("--init", type=Path, default=None, metavar="CKPT",
         help="warm start from any W²AMSN checkpoint (e.g. the demo's net_g_latest.pth)")
     add("--combine", choices=("mean", "fba"), default="mean",

@@ -10,6 +10,7 @@ for what BasicSR's loop adds to a bare step (sampling patches, logging, validati
 """
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
@@ -23,9 +24,9 @@ __all__ = ["MIN_ITERATIONS", "RESERVE_S", "TRAINER_OVERHEAD", "iterations_for_mi
 MIN_ITERATIONS = 10
 #: seconds kept for start-up (the training process, its training pairs) and scoring
 RESERVE_S = 30.0
-#: BasicSR's loop time per iteration over the probe's step (measured 0.99-1.01 on a 2-core CPU, two
-#: runs side by side; kept a little above)
-TRAINER_OVERHEAD = 1.05
+#: BasicSR's loop time per iteration over the probe's step: 0.99-1.01 measured on a 2-core CPU
+#: with two runs side by side and a steady load, up to 1.15 when the load changed after the probe
+TRAINER_OVERHEAD = 1.1
 
 
 def _lq_shape(options: dict[str, Any]) -> tuple[int, int, int, int]:
@@ -36,8 +37,8 @@ def _lq_shape(options: dict[str, Any]) -> tuple[int, int, int, int]:
     return batch, 1, size // k, cols
 
 
-def step_seconds(options: dict[str, Any], device: str = "cpu", steps: int = 4) -> float:
-    """Seconds of one training step of ``options``' network and batch on ``device`` (the fastest
+def step_seconds(options: dict[str, Any], device: str = "cpu", steps: int = 8) -> float:
+    """Seconds of one training step of ``options``' network and batch on ``device`` (the median
     of ``steps - 1`` after a warm-up), as :class:`~w2amsn_plugin.models.mr_sr_model.MRSRModel`
     trains: channels_last, and bf16 autocast by the run's rule (``train: bf16``)."""
     from basicsr.archs import build_network
@@ -61,7 +62,7 @@ def step_seconds(options: dict[str, Any], device: str = "cpu", steps: int = 4) -
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         times.append(time.perf_counter() - t0)
-    return min(times[1:])
+    return float(statistics.median(times[1:]))
 
 
 def iterations_for_minutes(minutes: float, options: dict[str, Any], infer_pixels: int,
