@@ -101,6 +101,7 @@ def test_short_real_run_overlays_the_input(tmp_path, capsys):
     assert np.isfinite(out.get_fdata()).all()
     side = json.loads(out_path.with_name("iso.json").read_text())
     assert side["factor"] == 4 and side["network_factor"] == 4 and side["iterations"] == 2
+    assert side["budget_minutes"] is None and isinstance(side["bf16"], bool)
     assert side["slice_profile"]["kind"] == "gaussian" and side["slice_profile"]["fwhm_mm"] == 4
     for key in ("psnr_fg", "interpolation_psnr_fg", "gain_db"):
         assert np.isfinite(side["held_out"][key])
@@ -179,7 +180,7 @@ def test_rerun_of_a_budget_keeps_its_iterations_and_init_warm_starts(tmp_path, c
     assert code == 0, err
     assert "as first planned" in err
     side = json.loads((tmp_path / "a.json").read_text())
-    assert side["iterations"] == 3
+    assert side["iterations"] == 3 and side["budget_minutes"] == 0.01
     code, _, err = _run(capsys, "-i", src, "-o", tmp_path / "b.nii.gz", "--iters", "2",
                         "--init", side["weights"], "--workdir", tmp_path / "w2")
     assert code == 0, err

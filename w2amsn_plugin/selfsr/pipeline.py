@@ -26,6 +26,7 @@ import torch
 import yaml
 
 from ..data.normalization import intensity_window
+from .. import device_caps
 from ..inference.devices import check_device
 from ..inference.engine import super_resolve_volume
 from ..inference.geometry import sr_image
@@ -274,7 +275,8 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
         "slice_profile": plan.profile.to_json() if plan.profile else {"kind": "bicubic"},
         "geometry": plan.geometry.to_json() if plan.geometry else None,
         "combine": settings.combine if one_axis else None,
-        "network": options["network_g"], "iterations": iterations,
+        "network": options["network_g"], "iterations": iterations, "budget_minutes": plan.minutes,
+        "bf16": device_caps.resolve_bf16(settings.bf16, device),
         "init": str(settings.init) if settings.init else None,
         "intensity_window": [lo, hi], "val_slices": plan.val_slices,
         "held_out": held_out, "self_consistency_psnr_fg": consistency,
