@@ -15,7 +15,7 @@ import warnings
 
 import torch
 
-__all__ = ["cpu_model", "cpu_capability", "cpu_flags", "native_bf16", "resolve_bf16",
+__all__ = ["cpu_model", "cpu_capability", "cpu_flags", "native_bf16", "resolve_bf16", "resolve_bf16_option",
            "describe_device"]
 
 # /proc/cpuinfo flags that mean oneDNN runs bf16 convolutions in hardware, not by emulation
@@ -96,6 +96,12 @@ def resolve_bf16(requested: bool | None, device: str | torch.device = "cpu") -> 
         warnings.warn(f"bf16 is emulated on {where}: it will be slower than fp32, not faster",
                       RuntimeWarning, stacklevel=2)
     return bool(requested)
+
+
+def resolve_bf16_option(value: bool | str, device: str | torch.device = "cpu") -> bool:
+    """An options file's ``bf16: true | false | auto`` on ``device`` (:func:`resolve_bf16`, with
+    ``auto`` as ``None``)."""
+    return value is not False and resolve_bf16(None if value == "auto" else bool(value), device)
 
 
 def describe_device(device: str | torch.device = "cpu") -> str:

@@ -380,6 +380,9 @@ def test_device_caps_report_this_machine():
         assert native is False, "no bf16 instructions: oneDNN would emulate bf16"
     assert device_caps.resolve_bf16(False, "cpu") is False
     assert device_caps.resolve_bf16(None, "cpu") is native
+    # an options file's true | false | auto
+    assert device_caps.resolve_bf16_option(False, "cpu") is False
+    assert device_caps.resolve_bf16_option("auto", "cpu") is native
     assert device_caps.describe_device("cpu") == (
         f"cpu {device_caps.cpu_model()}, {isa}, {torch.get_num_threads()} threads, "
         f"native bf16: {'yes' if native else 'no'}")

@@ -167,9 +167,8 @@ class MRSRModel(SRModel):
         self._best_dataset: str | None = None
         super().__init__(opt)
         bf16 = val.get("bf16", False)
-        self._bf16 = device_caps.resolve_bf16(None if bf16 == "auto" else bf16, self.device)
-        self._train_bf16 = bool(self.is_train and train_bf16 is not False and device_caps.resolve_bf16(
-            None if train_bf16 == "auto" else train_bf16, self.device))
+        self._bf16 = device_caps.resolve_bf16_option(bf16, self.device)
+        self._train_bf16 = self.is_train and device_caps.resolve_bf16_option(train_bf16, self.device)
         self._channels_last = val.get("channels_last", True)
         if self._channels_last:  # NCHW is 1.5-6x slower per layer on AMX/AVX2 CPUs
             for net in (self.net_g, getattr(self, "net_g_ema", None)):

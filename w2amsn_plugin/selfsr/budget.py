@@ -47,8 +47,7 @@ def step_seconds(options: dict[str, Any], device: str = "cpu", steps: int = 8) -
     net = build_network(dict(options["network_g"])).to(dev, memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters())
     lq = torch.rand(_lq_shape(options), device=dev).contiguous(memory_format=torch.channels_last)
-    wanted = options["train"].get("bf16", False)
-    bf16 = wanted is not False and device_caps.resolve_bf16(None if wanted == "auto" else wanted, dev)
+    bf16 = device_caps.resolve_bf16_option(options["train"].get("bf16", False), dev)
     times = []
     for _ in range(steps):
         if dev.type == "cuda":

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 __all__ = ["ThickScan", "make_thick", "cubic_baseline", "score_volume", "evaluate_made_thick",
            "make_coarse_in_plane", "evaluate_made_coarse_in_plane"]
 
+#: the sidecar's numbers a quality result carries along
+_SIDECAR_KEYS = ("held_out", "self_consistency_psnr_fg", "iterations", "train_seconds", "total_seconds",
+                 "cpu_seconds", "threads", "load_average", "network")
+
 
 @dataclass(frozen=True)
 class ThickScan:
@@ -147,10 +151,8 @@ def evaluate_made_thick(truth_path: Path, factor: float, profile: str, settings:
               "self_sr": score_volume(sr, thick.truth, axis),
               "self_sr_fba": score_volume(to_volume(combine(estimates, "fba")), thick.truth, axis),
               "one_orientation": score_volume(to_volume(estimates[0]), thick.truth, axis)}
-    keep = ("held_out", "self_consistency_psnr_fg", "iterations", "train_seconds", "total_seconds",
-            "cpu_seconds", "threads", "load_average", "network")
     result = {"volume": Path(truth_path).name, "factor": factor, "profile": profile,
-              "assumed_profile": settings.profile, **scores, **{k: record[k] for k in keep}}
+              "assumed_profile": settings.profile, **scores, **{k: record[k] for k in _SIDECAR_KEYS}}
     across = next(ax for ax in range(3) if ax != axis)
     mid = thick.truth.shape[across] // 2
     views = {name: np.take(vol, mid, axis=across) for name, vol in
@@ -195,10 +197,8 @@ def evaluate_made_coarse_in_plane(truth_path: Path, scale: int, settings: SelfSR
     slices = torch.from_numpy(np.ascontiguousarray(coarse.data.transpose(2, 0, 1)))
     bicubic = bicubic_upsample(slices, scale).numpy().transpose(1, 2, 0)
     scores = {"bicubic": score_volume(bicubic, coarse.truth, 2), "self_sr": score_volume(sr, coarse.truth, 2)}
-    keep = ("held_out", "self_consistency_psnr_fg", "iterations", "train_seconds", "total_seconds",
-            "cpu_seconds", "threads", "load_average", "network")
     result = {"volume": Path(truth_path).name, "mode": "in-plane", "scale": scale,
-              "made_by": f"{scale}x{scale} block mean", **scores, **{k: record[k] for k in keep}}
+              "made_by": f"{scale}x{scale} block mean", **scores, **{k: record[k] for k in _SIDECAR_KEYS}}
     mid = coarse.truth.shape[2] // 2
     views = {"input": coarse.data[:, :, mid], "bicubic": bicubic[:, :, mid], "self_sr": sr[:, :, mid],
              "truth": coarse.truth[:, :, mid]}
