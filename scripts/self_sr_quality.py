@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None,
                         help="patches per iteration (default: the recipe's)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
+    parser.add_argument("--gt-size", type=int, default=None,
+                        help="training patch side in px (default: the recipe's)")
+    parser.add_argument("--network", action="append", default=[], metavar="KEY=VALUE",
+                        help="one W2AMSN option of the recipe's network (a YAML value), e.g. num_feat=32")
     parser.add_argument("--work", type=Path, required=True, help="folder for the thick volume and the run")
     parser.add_argument("--results", type=Path, default=None, help="JSON-lines file to append to")
     parser.add_argument("--figure", type=Path, default=None, help="PNG: input, cubic, self-sr, truth")
@@ -56,7 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     from w2amsn_plugin.selfsr.evaluation import evaluate_made_coarse_in_plane, evaluate_made_thick
     from w2amsn_plugin.selfsr.experiment import DEFAULT_RECIPE
 
-    changes = {key: value for key, value in (("batch", args.batch), ("lr", args.lr)) if value is not None}
+    import yaml
+
+    changes = {key: value for key, value in (("batch", args.batch), ("lr", args.lr),
+                                             ("gt_size", args.gt_size)) if value is not None}
+    if args.network:
+        pairs = [item.partition("=") for item in args.network]
+        if any(not sep for _, sep, _ in pairs):
+            parser.error("--network takes KEY=VALUE")
+        changes["network"] = {**DEFAULT_RECIPE.network,
+                              **{key: yaml.safe_load(value) for key, _, value in pairs}}
     settings = SelfSRSettings(iters=args.iters, minutes=args.minutes, profile=args.assumed_profile,
                               recipe=replace(DEFAULT_RECIPE, **changes))
     if args.in_plane_scale:

@@ -66,6 +66,11 @@ Patches (BasicSR 1.4.2 line numbers):
     :mod:`w2amsn_plugin.run_guard` when a step starts and ends, with the loop's ``epoch``, so a
     SIGTERM saves the state of the last finished step before the run ends
     (test: ``test_faults.py::test_sigterm_during_training_saves_and_resumes``).
+12. ``time_budget``: BasicSR's training loop (``basicsr/train.py:153-160``) ends only after
+    ``total_iter`` iterations. With ``train: scheduler: type: TimedCosineLR`` (a wall-time budget,
+    :mod:`w2amsn_plugin.models.time_budget`) the training loader is wrapped so that it ends once
+    the budget is spent; the loop then saves the latest weights and validates as after its last
+    iteration (test: ``tests/test_time_budget.py::test_training_ends_when_its_seconds_are_spent``).
 """
 from __future__ import annotations
 
@@ -173,6 +178,7 @@ def _patch_basicsr() -> None:
     _patch_keep_unwritten_folders()
     _patch_val_suffix_default()
     _patch_stop_between_steps()
+    _patch_time_budget()
     _APPLIED.append("done")
     while _AFTER_BASICSR:
         _AFTER_BASICSR.pop(0)()
@@ -513,3 +519,22 @@ def _patch_stop_between_steps() -> None:
 
     bs_train.build_model = build_model
     _APPLIED.append("stop_between_steps")
+
+
+# 12 -----------------------------------------------------------------------------------------
+def _patch_time_budget() -> None:
+    import basicsr.train as bs_train
+
+    from .models.time_budget import TIMED_SCHEDULER, UntilSpent
+
+    original: Callable[..., Any] = bs_train.create_train_val_dataloader
+
+    @functools.wraps(original)
+    def create_train_val_dataloader(opt: dict, logger: Any) -> Any:
+        train_loader, *rest = original(opt, logger)
+        if ((opt.get("train") or {}).get("scheduler") or {}).get("type") == TIMED_SCHEDULER:
+            train_loader = UntilSpent(train_loader)
+        return (train_loader, *rest)
+
+    bs_train.create_train_val_dataloader = create_train_val_dataloader
+    _APPLIED.append("time_budget")

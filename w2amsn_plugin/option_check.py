@@ -30,7 +30,8 @@ __all__ = ["OptionsError", "check_options_file", "check_options", "check_data_pa
            "ALLOW_UNTRAINED", "ALLOW_UNTRAINED_KEY"]
 
 _OPTIMIZERS = ("Adam",)  # basicsr/models/base_model.py:103-108
-_SCHEDULERS = ("MultiStepLR", "MultiStepRestartLR", "CosineAnnealingRestartLR")  # :110-121
+_SCHEDULERS = ("MultiStepLR", "MultiStepRestartLR", "CosineAnnealingRestartLR",  # :110-121
+               "TimedCosineLR")  # MRSRModel's (w2amsn_plugin.models.time_budget)
 
 #: ``val:`` key that lets ``basicsr test`` run a network without weights (random initialisation);
 #: not under ``path:``, whose every other key BasicSR makes a folder of (misc.py:45-49)
@@ -284,6 +285,10 @@ def _check_values(opt: dict, path: str, is_train: bool) -> None:
               "train:scheduler:milestones", milestones, "a list of integers")
         if "gamma" in sched:
             _want(_is_number(sched["gamma"]), path, "train:scheduler:gamma", sched["gamma"], "a number")
+        if sched.get("type") == "TimedCosineLR":
+            seconds = sched.get("seconds")
+            _want(_is_number(seconds) and seconds > 0, path, "train:scheduler:seconds", seconds,
+                  "a positive number")
     for key in ("print_freq", "save_checkpoint_freq"):
         value = logger.get(key)
         _want(_is_int(value) and value >= 1, path, f"logger:{key}", value, "a positive integer")

@@ -10,6 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import yaml
 
 from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.inference.geometry import voxel_corners_world
@@ -130,24 +131,46 @@ def test_default_budget_beats_cubic(tmp_path):
     assert record["held_out"]["gain_db"] > 1.0
 
 
-def test_minutes_become_iterations():
-    """--minutes: a timing probe of the run's own network; the start-up reserve and the
-    probe's inference estimate come off the budget, the rest is divided by the loop's step."""
-    from w2amsn_plugin.selfsr.budget import MIN_ITERATIONS, iterations_for_minutes, step_seconds
+def test_minutes_become_training_seconds():
+    """--minutes: the time already spent, the start-up reserve and the probe's inference estimate
+    come off the budget; training gets the rest, and the iterations expected in it are that
+    divided by the loop's step (the probe's times the loop overhead)."""
+    from w2amsn_plugin.selfsr.budget import MIN_ITERATIONS, plan_minutes, step_seconds
     from w2amsn_plugin.selfsr.experiment import self_sr_options
 
     opt = self_sr_options("t", {"volume": "x.npy", "spacing": [1, 1, 4]}, [3], 4)
     step = step_seconds(opt)
     assert 0 < step < 30
-    short, long = (iterations_for_minutes(m, opt, 10_000, step=step) for m in (2.0, 4.0))
-    assert MIN_ITERATIONS <= short < long
+    short, long = (plan_minutes(m, opt, 10_000, step=step) for m in (2.0, 4.0))
+    assert MIN_ITERATIONS <= short.iterations < long.iterations and short.seconds < long.seconds
     # 5 minutes at 1 s a step, no inference: 270 s left after the reserve, 1.1 s per iteration
-    assert iterations_for_minutes(5.0, opt, 0, step=1.0) == 245
+    plan = plan_minutes(5.0, opt, 0, step=1.0)
+    assert plan.seconds == 270 and plan.iterations == 245 and plan.step == 1.0
     # inference costs a third of a step per training batch's worth of LR pixels: 30 s here
     train = opt["datasets"]["train"]
     batch_pixels = train["batch_size_per_gpu"] * (train["gt_size"] // 4) * train["gt_size"]
-    assert iterations_for_minutes(5.0, opt, 90 * batch_pixels, step=1.0) == 218
-    assert iterations_for_minutes(0.01, opt, 10**9) == MIN_ITERATIONS  # inference alone exceeds it
+    assert plan_minutes(5.0, opt, 90 * batch_pixels, step=1.0).seconds == 240
+    assert plan_minutes(5.0, opt, 0, step=1.0, spent=60).seconds == 210  # e.g. reading the scan
+    tiny = plan_minutes(0.01, opt, 10**9, step=1.0)  # inference alone exceeds it
+    assert tiny.iterations == MIN_ITERATIONS and tiny.seconds == pytest.approx(MIN_ITERATIONS * 1.1)
+
+
+def test_a_time_budget_trains_for_its_seconds():
+    """The options of a time budget: BasicSR's TimedCosineLR over the seconds, the iteration cap
+    ITERATION_CAP times the expected iterations, validation and checkpoints spaced by those."""
+    from w2amsn_plugin.selfsr.experiment import DEFAULT_RECIPE, ITERATION_CAP, self_sr_options
+    from dataclasses import replace
+
+    opt = self_sr_options("t", {"volume": "x.npy", "spacing": [1, 1, 4]}, [3], 4,
+                          replace(DEFAULT_RECIPE, total_iter=500), seconds=123.0)
+    assert opt["train"]["scheduler"] == {"type": "TimedCosineLR", "seconds": 123.0,
+                                         "eta_min": DEFAULT_RECIPE.lr * 0.01}
+    assert opt["train"]["total_iter"] == ITERATION_CAP * 500 and opt["val"]["val_freq"] == 100
+    assert opt["datasets"]["train"]["samples_per_epoch"] == DEFAULT_RECIPE.batch * ITERATION_CAP * 500
+    fixed = self_sr_options("t", {"volume": "x.npy", "spacing": [1, 1, 4]}, [3], 4,
+                            replace(DEFAULT_RECIPE, total_iter=500))
+    assert fixed["train"]["total_iter"] == 500
+    assert fixed["train"]["scheduler"]["type"] == "CosineAnnealingRestartLR"
 
 
 def test_default_budget_is_minutes(tmp_path, capsys):
@@ -165,27 +188,33 @@ def test_default_budget_is_minutes(tmp_path, capsys):
     assert code == 0 and plan["minutes"] is None and plan["iterations"] == 7
 
 
-def test_rerun_of_a_budget_keeps_its_iterations_and_init_warm_starts(tmp_path, capsys):
-    """A rerun with the same --workdir resumes the schedule it first planned (not a new probe's),
-    and --init starts a new run from those weights, end to end through the command."""
+def test_rerun_of_a_budget_resumes_its_seconds_and_init_warm_starts(tmp_path, capsys):
+    """A time budget trains for the seconds it planned (the sidecar says how many iterations fit
+    them); a rerun with the same --workdir resumes that plan from its newest checkpoint (no new
+    probe); --init starts a new run from the weights; end to end through the command."""
     src, _ = _thick_colin(tmp_path, size=(24, 32, 32))
     work = tmp_path / "w"
-    code, out, _ = _run(capsys, "-i", src, "-o", tmp_path / "a.nii.gz", "--minutes", "0.01",
-                        "--workdir", work, "--dry-run")
-    plan = json.loads(out)
-    work.mkdir()
-    (work / f"{plan['experiment']}.yml").write_text("train: {total_iter: 3}\n")  # as if planned before
-    code, _, err = _run(capsys, "-i", src, "-o", tmp_path / "a.nii.gz", "--minutes", "0.01",
-                        "--workdir", work)
+    budget = ("--minutes", "0.01", "--workdir", work)
+    code, _, err = _run(capsys, "-i", src, "-o", tmp_path / "a.nii.gz", *budget)
+    assert code == 0, err
+    side = json.loads((tmp_path / "a.json").read_text())
+    assert side["budget_minutes"] == 0.01 and side["train_budget_seconds"] > 0
+    assert side["iterations"] >= 1 and "about" in err and "of training left" in err
+    options = yaml.safe_load(Path(side["options"]).read_text())
+    assert options["train"]["scheduler"]["type"] == "TimedCosineLR"
+    assert options["train"]["scheduler"]["seconds"] == side["train_budget_seconds"]
+    code, _, err = _run(capsys, "-i", src, "-o", tmp_path / "again.nii.gz", *budget)
     assert code == 0, err
     assert "as first planned" in err
-    side = json.loads((tmp_path / "a.json").read_text())
-    assert side["iterations"] == 3 and side["budget_minutes"] == 0.01
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["train_budget_seconds"] == side["train_budget_seconds"]
+    assert again["iterations"] >= side["iterations"] - options["logger"]["save_checkpoint_freq"]
     code, _, err = _run(capsys, "-i", src, "-o", tmp_path / "b.nii.gz", "--iters", "2",
                         "--init", side["weights"], "--workdir", tmp_path / "w2")
     assert code == 0, err
     side_b = json.loads((tmp_path / "b.json").read_text())
     assert side_b["init"] == side["weights"] and side_b["network"]["num_feat"] == side["network"]["num_feat"]
+    assert side_b["iterations"] == 2 and side_b["train_budget_seconds"] is None
     options = (Path(side_b["options"])).read_text()
     assert side["weights"] in options  # BasicSR's path.pretrain_network_g
 

@@ -51,6 +51,9 @@ Losses stay on the device between BasicSR's log lines (no ``.item()`` per iterat
 ``max-autotune-no-cudagraphs``, False): the training forward and backward through
 ``torch.compile`` (the network's weights, checkpoints and EMA stay the uncompiled module's).
 On CUDA, Adam runs ``fused`` (one kernel for every parameter) unless ``optim_g: fused: false``.
+``scheduler: type: TimedCosineLR`` (with ``seconds`` and ``eta_min``) trains for a wall time:
+cosine annealing over the seconds or ``total_iter``, whichever runs out first, and the loop ends
+when the seconds are spent (:mod:`.time_budget`).
 Training items of an ``on_device`` dataset (``bank_index``) are cut on the device by its slice
 bank (:mod:`w2amsn_plugin.data.slice_bank`).
 
@@ -78,6 +81,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from .. import device_caps
+from .time_budget import TIMED_SCHEDULER, TimedCosineLR
 from ..checkpoints import save_or_stop
 from ..run_guard import NonFiniteLoss
 from ..metrics import FLOAT_METRICS
@@ -196,6 +200,16 @@ class MRSRModel(SRModel):
         if self.device.type == "cuda" and optim.get("type") == "Adam" and "fused" not in optim:
             optim["fused"] = True
         super().setup_optimizers()
+
+    def setup_schedulers(self) -> None:
+        """BaseModel's schedulers, plus :class:`~.time_budget.TimedCosineLR` (a wall-time budget)."""
+        train = self.opt["train"]
+        if train["scheduler"].get("type") != TIMED_SCHEDULER:
+            super().setup_schedulers()
+            return
+        sched = {k: v for k, v in train["scheduler"].items() if k != "type"}
+        for optimizer in self.optimizers:
+            self.schedulers.append(TimedCosineLR(optimizer, total_iter=int(train["total_iter"]), **sched))
 
     def optimize_parameters(self, current_iter: int) -> None:
         """SRModel's step (BasicSR 1.4.2 sr_model.py:91-121) with channels_last input, the

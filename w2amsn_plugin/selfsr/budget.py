@@ -1,24 +1,29 @@
-"""A wall-time budget turned into training iterations (``w2amsn self-sr --minutes M``, and the
-default budget): a timing probe of the run's own network, batch and precision on the run's own
-device, before training starts.
+"""A wall-time budget split into training and inference (``w2amsn self-sr --minutes M``, and the
+default budget), from a timing probe of the run's own network, batch and precision on the run's
+own device, before training starts.
 
 The probe times a few optimiser steps as the trainer takes them (channels_last, bf16 autocast
-where the run uses it, the device the run trains on) and estimates inference from the same step time (a
-forward pass costs about a third of a training step per low-resolution pixel). The iterations are
-what fits the budget after a fixed reserve for start-up and scoring, with :data:`TRAINER_OVERHEAD`
-for what BasicSR's loop adds to a bare step (sampling patches, logging, validation, checkpoints).
+where the run uses it, the device the run trains on) and estimates inference from the same step
+time (a forward pass costs about a third of a training step per low-resolution pixel). Training
+gets what is left of the budget after the time already spent, a fixed reserve for start-up and
+scoring, and the inference estimate; it runs for those seconds
+(:class:`~w2amsn_plugin.models.time_budget.TimedCosineLR`), however fast the machine turns out to
+be. The iterations expected in them (with :data:`TRAINER_OVERHEAD` for what BasicSR's loop adds
+to a bare step: sampling patches, logging, validation, checkpoints) space validation and
+checkpoints.
 """
 from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .. import device_caps
 
-__all__ = ["MIN_ITERATIONS", "RESERVE_S", "TRAINER_OVERHEAD", "iterations_for_minutes", "step_seconds"]
+__all__ = ["MIN_ITERATIONS", "RESERVE_S", "TRAINER_OVERHEAD", "TimePlan", "plan_minutes", "step_seconds"]
 
 #: never fewer than this many iterations, whatever the budget
 MIN_ITERATIONS = 10
@@ -64,12 +69,27 @@ def step_seconds(options: dict[str, Any], device: str = "cpu", steps: int = 8) -
     return float(statistics.median(times[1:]))
 
 
-def iterations_for_minutes(minutes: float, options: dict[str, Any], infer_pixels: int,
-                           device: str = "cpu", step: float | None = None) -> int:
-    """Training iterations that fit ``minutes`` of wall time with inference of ``infer_pixels``
-    low-resolution pixels; ``step`` (seconds per bare step) is probed when not given."""
+@dataclass(frozen=True)
+class TimePlan:
+    """The training part of a wall-time budget."""
+
+    #: wall time of the training loop
+    seconds: float
+    #: iterations expected in it at the probed step time
+    iterations: int
+    #: the probe's seconds per bare training step
+    step: float
+
+
+def plan_minutes(minutes: float, options: dict[str, Any], infer_pixels: int, device: str = "cpu",
+                 spent: float = 0.0, step: float | None = None) -> TimePlan:
+    """The training seconds (and iterations) that fit ``minutes`` of wall time, ``spent`` seconds
+    of which are gone, with inference of ``infer_pixels`` low-resolution pixels still to come;
+    ``step`` (seconds per bare step) is probed when not given. At least :data:`MIN_ITERATIONS`
+    steps' worth, whatever the budget."""
     step = step_seconds(options, device) if step is None else step
     batch, _, rows, cols = _lq_shape(options)
     infer_s = step / 3 * infer_pixels / (batch * rows * cols)
-    left = minutes * 60 - RESERVE_S - infer_s
-    return max(MIN_ITERATIONS, int(left / (step * TRAINER_OVERHEAD)))
+    per_iteration = step * TRAINER_OVERHEAD
+    seconds = max(minutes * 60 - spent - RESERVE_S - infer_s, MIN_ITERATIONS * per_iteration)
+    return TimePlan(seconds, max(MIN_ITERATIONS, int(seconds / per_iteration)), step)

@@ -32,10 +32,10 @@ from ..inference.engine import super_resolve_volume
 from ..inference.geometry import sr_image
 from ..inference.errors import InferenceError
 from ..inference.volumes import load_volume
-from .budget import iterations_for_minutes
+from .budget import plan_minutes
 from .combine import combine
 from .errors import SelfSRError
-from .experiment import DEFAULT_RECIPE, Recipe, self_sr_options
+from .experiment import DEFAULT_RECIPE, ITERATION_CAP, Recipe, self_sr_options
 from .geometry import ScanGeometry, scan_geometry, voxel_spacings
 from .scores import held_out_scores, self_consistency
 from .slice_profile import SliceProfile, load_profile
@@ -171,7 +171,7 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
             f"_a{network['num_feat']}t{network['num_block']}_{budget}_B{recipe.batch}_{tag}")
     workdir = settings.workdir or output_path.parent / f".{output_path.name}.self-sr"
     if minutes is not None:
-        iterations = -1  # decided after a timing probe (:func:`.budget.iterations_for_minutes`)
+        iterations = -1  # the time budget decides (:func:`.budget.plan_minutes`)
     return Plan(input_path, output_path, settings.mode, axis, factor, k, geo, profile, network,
                 iterations, minutes, _val_slices(n_slices), Path(workdir), name)
 
@@ -222,27 +222,35 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
     np.save(scan_file, np.ascontiguousarray(scan))
     dataset = _dataset_opt(plan, scan_file, spacing)
     one_axis = plan.mode == "through-plane"
-    make = lambda iters: self_sr_options(  # noqa: E731
+    make = lambda iters, seconds=None: self_sr_options(  # noqa: E731
         plan.name, dataset, plan.val_slices, plan.net_factor, replace(settings.recipe, total_iter=iters),
         one_axis=one_axis, init=str(settings.init.resolve()) if settings.init else None,
         init_network=plan.network if settings.init else None,
-        bf16="auto" if settings.bf16 is None else settings.bf16, num_gpu=int(device.startswith("cuda")))
-    iterations = plan.iterations
+        bf16="auto" if settings.bf16 is None else settings.bf16, num_gpu=int(device.startswith("cuda")),
+        seconds=seconds)
     options_file = plan.workdir / f"{plan.name}.yml"
-    if iterations < 0 and options_file.is_file():  # a rerun resumes the planned schedule
-        iterations = int(yaml.safe_load(options_file.read_text(encoding="utf-8"))["train"]["total_iter"])
-        say(f"resuming {plan.name}: {iterations} iterations, as first planned")
-    elif iterations < 0:
-        iterations = iterations_for_minutes(plan.minutes, make(1), scan.size * (2 if one_axis else 1),
-                                            device)
-        say(f"{plan.minutes:g} minutes on this machine: {iterations} iterations")
-    options = make(iterations)
+    seconds = None
+    if plan.iterations > 0:
+        options, expected = make(plan.iterations), plan.iterations
+    elif options_file.is_file():  # a rerun resumes the schedule first planned
+        options = yaml.safe_load(options_file.read_text(encoding="utf-8"))
+        seconds = float(options["train"]["scheduler"]["seconds"])
+        expected = int(options["train"]["total_iter"]) // ITERATION_CAP
+        say(f"resuming {plan.name}: {seconds / 60:.1f} min of training, as first planned")
+    else:
+        budget = plan_minutes(plan.minutes, make(1), scan.size * (2 if one_axis else 1), device,
+                              spent=time.perf_counter() - t_start)
+        seconds, expected = budget.seconds, budget.iterations
+        options = make(expected, seconds)
+        say(f"{plan.minutes:g} minutes: {seconds / 60:.1f} min of training "
+            f"(about {expected} iterations on this machine)")
     options_file.write_text(yaml.safe_dump(options, sort_keys=False), encoding="utf-8")
+    length = f"{expected} iterations" if seconds is None else f"{seconds / 60:.1f} min of training"
     say(f"{input_path.name}: {plan.mode}, axis {plan.axis}, factor {plan.factor:.3f} (network x"
-        f"{plan.net_factor}), {iterations} iterations; BasicSR run "
-        f"{plan.workdir / 'experiments' / plan.name}")
+        f"{plan.net_factor}), {length}; BasicSR run {plan.workdir / 'experiments' / plan.name}")
     t_train = time.perf_counter()
-    weights = train(options_file, plan.workdir, plan.name, progress)
+    weights, trained = train(options_file, plan.workdir, plan.name, progress, seconds)
+    iterations = trained if trained is not None else int(options["train"]["total_iter"])
     train_s = time.perf_counter() - t_train
     net = _load_net(options, weights)
     held_out = held_out_scores(net, {**options["datasets"]["val"]}, device)
@@ -276,6 +284,7 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
         "geometry": plan.geometry.to_json() if plan.geometry else None,
         "combine": settings.combine if one_axis else None,
         "network": options["network_g"], "iterations": iterations, "budget_minutes": plan.minutes,
+        "train_budget_seconds": seconds,
         "bf16": device_caps.resolve_bf16(settings.bf16, device),
         "init": str(settings.init) if settings.init else None,
         "intensity_window": [lo, hi], "val_slices": plan.val_slices,

@@ -7,14 +7,28 @@ the run's folder and passes BasicSR's log lines to stderr as progress.
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
+from ..models.time_budget import SPENT_PATTERN
 from .errors import SelfSRError
 
-__all__ = ["latest_weights", "main", "train"]
+__all__ = ["Trained", "latest_weights", "main", "train"]
+
+_ETA = re.compile(r"eta: [^,]*")
+
+
+class Trained(NamedTuple):
+    """What :func:`train` returns."""
+
+    #: the final weights
+    weights: Path
+    #: iterations trained (a time budget's, from BasicSR's log; else ``None``: all of them)
+    iterations: int | None
 
 
 def latest_weights(root: Path, name: str) -> Path:
@@ -25,21 +39,31 @@ def latest_weights(root: Path, name: str) -> Path:
     return path
 
 
-def train(options_file: Path, root: Path, name: str, progress: bool = True) -> Path:
+def train(options_file: Path, root: Path, name: str, progress: bool = True,
+          seconds: float | None = None) -> Trained:
     """Run (or resume: ``--auto_resume``) the experiment of ``options_file`` with ``root`` as
-    BasicSR's root folder; return the final weights."""
+    BasicSR's root folder. ``seconds``: the run's time budget, shown in the progress lines in
+    place of BasicSR's estimate from its iteration cap."""
     cmd = [sys.executable, "-m", __package__, "-opt", str(options_file), "--auto_resume"]
+    t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
     tail: list[str] = []
+    iterations = None
     for line in proc.stdout:
         tail = (tail + [line.rstrip()])[-20:]
+        spent = SPENT_PATTERN.search(line)
+        if spent:
+            iterations = int(spent.group(1))
         if progress and ("[epoch" in line or "Validation" in line or "# psnr" in line
-                         or "Error" in line):
+                         or "Error" in line or spent):
+            if seconds is not None:
+                left = max(0, int(seconds - (time.monotonic() - t0)))
+                line = _ETA.sub(f"about {left // 60}:{left % 60:02d} of training left", line)
             print(f"self-sr: train: {line.strip()}", file=sys.stderr, flush=True)
     if proc.wait() != 0:
         raise SelfSRError(f"training failed (exit {proc.returncode}); its last lines:\n" + "\n".join(tail))
-    return latest_weights(root, name)
+    return Trained(latest_weights(root, name), iterations)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,133 @@
+"""Training for a wall time instead of a number of iterations (``train: scheduler: type:
+TimedCosineLR``, what ``w2amsn self-sr --minutes M`` trains with).
+
+:class:`TimedCosineLR` anneals the learning rate along a cosine (SGDR, Loshchilov and Hutter,
+ICLR 2017, without restarts, as BasicSR's ``CosineAnnealingRestartLR``) over the training's
+progress, the larger of its time fraction (seconds spent in the training loop / ``seconds``)
+and its iteration fraction (iterations / ``total_iter``), so the rate reaches ``eta_min`` when
+either runs out. The seconds spent are part of its state, so a run resumed with
+``--auto_resume`` goes on with the time it has left. :class:`UntilSpent` wraps BasicSR's
+training loader (installed by :mod:`w2amsn_plugin.compat`) and ends it once the seconds are
+spent; BasicSR's loop then ends as after its last iteration: it saves the latest weights and
+validates.
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+import weakref
+from typing import Any, Iterable, Iterator
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+__all__ = ["SPENT_MESSAGE", "SPENT_PATTERN", "TIMED_SCHEDULER", "TimedCosineLR", "UntilSpent",
+           "spent_scheduler"]
+
+#: the ``train: scheduler: type`` of a wall-time budget
+TIMED_SCHEDULER = "TimedCosineLR"
+
+#: the log line that ends a timed run (``w2amsn self-sr`` reads the iterations from it)
+SPENT_MESSAGE = "Training time budget spent: {seconds:.0f} s, {iterations} iterations."
+#: :data:`SPENT_MESSAGE` read back: group 1 is the iterations
+SPENT_PATTERN = re.compile(r"Training time budget spent: \d+ s, (\d+) iterations\.")
+
+_SCHEDULERS: "weakref.WeakSet[TimedCosineLR]" = weakref.WeakSet()
+
+
+class TimedCosineLR(LRScheduler):
+    """Cosine annealing from each group's initial rate to ``eta_min`` over ``seconds`` of
+    training or ``total_iter`` iterations, whichever comes first (module doc).
+
+    Args:
+        optimizer: The optimizer (BasicSR's ``optimizer_g``).
+        seconds (float): Wall-time budget of the training loop, > 0.
+        total_iter (int): Iteration budget (BasicSR's ``train: total_iter``), >= 1.
+        eta_min (float): The final learning rate.
+    """
+
+    def __init__(self, optimizer: Optimizer, seconds: float, total_iter: int, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:
+        if not (isinstance(seconds, (int, float)) and seconds > 0):
+            raise ValueError(f"TimedCosineLR: seconds must be a positive number, got {seconds!r}")
+        if not (isinstance(total_iter, int) and total_iter >= 1):
+            raise ValueError(f"TimedCosineLR: total_iter must be an integer >= 1, got {total_iter!r}")
+        self.seconds = float(seconds)
+        self.total_iter = total_iter
+        self.eta_min = float(eta_min)
+        self.elapsed = 0.0
+        self._tick = time.monotonic()
+        super().__init__(optimizer, last_epoch)
+        _SCHEDULERS.add(self)
+
+    @property
+    def progress(self) -> float:
+        """How far training is, 0 to 1: the larger of the time and iteration fractions."""
+        return min(1.0, max(self.elapsed / self.seconds, max(self.last_epoch, 0) / self.total_iter))
+
+    @property
+    def spent(self) -> bool:
+        """Whether the seconds are spent."""
+        return self.elapsed >= self.seconds
+
+    @property
+    def iterations(self) -> int:
+        """Iterations trained so far (BasicSR steps the scheduler from its second iteration on)."""
+        return self.last_epoch + 1
+
+    def step(self) -> None:  # type: ignore[override]
+        """Count the wall time since the last step (or since the start or a resume), then set the
+        rates for the next iteration."""
+        now = time.monotonic()
+        self.elapsed += now - self._tick
+        self._tick = now
+        super().step()
+
+    def get_lr(self) -> list[float]:
+        weight = 0.5 * (1.0 + math.cos(math.pi * self.progress))
+        return [self.eta_min + (base - self.eta_min) * weight for base in self.base_lrs]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in super().state_dict().items() if key != "_tick"}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the state (the seconds already spent among it); the clock restarts now."""
+        super().load_state_dict(state_dict)
+        self._tick = time.monotonic()
+
+
+def spent_scheduler() -> TimedCosineLR | None:
+    """A :class:`TimedCosineLR` of this process that has spent its seconds, if any."""
+    return next((s for s in list(_SCHEDULERS) if s.spent), None)
+
+
+class UntilSpent:
+    """An iterable over ``loader`` that ends once a :class:`TimedCosineLR` has spent its seconds
+    (checked before the first batch and after each), and says so once in BasicSR's log
+    (:data:`SPENT_MESSAGE`). BasicSR's later epochs then end before they fetch anything."""
+
+    def __init__(self, loader: Iterable[Any]) -> None:
+        self.loader = loader
+        self._said = False
+
+    def _ended(self) -> bool:
+        scheduler = spent_scheduler()
+        if scheduler is not None and not self._said:
+            from basicsr.utils import get_root_logger
+
+            get_root_logger().info(SPENT_MESSAGE.format(seconds=scheduler.elapsed,
+                                                        iterations=scheduler.iterations))
+            self._said = True
+        return scheduler is not None
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._ended():
+            return
+        for batch in self.loader:
+            yield batch
+            if self._ended():
+                return
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
