@@ -16,8 +16,8 @@ import yaml
 from conftest import BIN
 from w2amsn_plugin.data.fake_ixi import make_fake_ixi_tree
 from w2amsn_plugin.data.prepare import PrepConfig, make_ixi_lmdb
-from w2amsn_plugin.models import time_budget
-from w2amsn_plugin.models.time_budget import SPENT_MESSAGE, SPENT_PATTERN, TimedCosineLR, UntilSpent
+from w2amsn_plugin import time_budget
+from w2amsn_plugin.time_budget import SPENT_MESSAGE, SPENT_PATTERN, TimedCosineLR, UntilSpent
 from w2amsn_plugin.option_check import OptionsError, check_options
 
 

@@ -68,7 +68,7 @@ Patches (BasicSR 1.4.2 line numbers):
     (test: ``test_faults.py::test_sigterm_during_training_saves_and_resumes``).
 12. ``time_budget``: BasicSR's training loop (``basicsr/train.py:153-160``) ends only after
     ``total_iter`` iterations. With ``train: scheduler: type: TimedCosineLR`` (a wall-time budget,
-    :mod:`w2amsn_plugin.models.time_budget`) the training loader is wrapped so that it ends once
+    :mod:`w2amsn_plugin.time_budget`) the training loader is wrapped so that it ends once
     the budget is spent; the loop then saves the latest weights and validates as after its last
     iteration (test: ``tests/test_time_budget.py::test_training_ends_when_its_seconds_are_spent``).
 """
@@ -525,7 +525,7 @@ def _patch_stop_between_steps() -> None:
 def _patch_time_budget() -> None:
     import basicsr.train as bs_train
 
-    from .models.time_budget import TIMED_SCHEDULER, UntilSpent
+    from .time_budget import TIMED_SCHEDULER, UntilSpent
 
     original: Callable[..., Any] = bs_train.create_train_val_dataloader
 

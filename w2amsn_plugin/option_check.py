@@ -31,7 +31,7 @@ __all__ = ["OptionsError", "check_options_file", "check_options", "check_data_pa
 
 _OPTIMIZERS = ("Adam",)  # basicsr/models/base_model.py:103-108
 _SCHEDULERS = ("MultiStepLR", "MultiStepRestartLR", "CosineAnnealingRestartLR",  # :110-121
-               "TimedCosineLR")  # MRSRModel's (w2amsn_plugin.models.time_budget)
+               "TimedCosineLR")  # MRSRModel's (w2amsn_plugin.time_budget)
 
 #: ``val:`` key that lets ``basicsr test`` run a network without weights (random initialisation);
 #: not under ``path:``, whose every other key BasicSR makes a folder of (misc.py:45-49)

@@ -53,7 +53,7 @@ Losses stay on the device between BasicSR's log lines (no ``.item()`` per iterat
 On CUDA, Adam runs ``fused`` (one kernel for every parameter) unless ``optim_g: fused: false``.
 ``scheduler: type: TimedCosineLR`` (with ``seconds`` and ``eta_min``) trains for a wall time:
 cosine annealing over the seconds or ``total_iter``, whichever runs out first, and the loop ends
-when the seconds are spent (:mod:`.time_budget`).
+when the seconds are spent (:mod:`w2amsn_plugin.time_budget`).
 Training items of an ``on_device`` dataset (``bank_index``) are cut on the device by its slice
 bank (:mod:`w2amsn_plugin.data.slice_bank`).
 
@@ -81,7 +81,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from .. import device_caps
-from .time_budget import TIMED_SCHEDULER, TimedCosineLR
+from ..time_budget import TIMED_SCHEDULER, TimedCosineLR
 from ..checkpoints import save_or_stop
 from ..run_guard import NonFiniteLoss
 from ..metrics import FLOAT_METRICS
@@ -202,7 +202,7 @@ class MRSRModel(SRModel):
         super().setup_optimizers()
 
     def setup_schedulers(self) -> None:
-        """BaseModel's schedulers, plus :class:`~.time_budget.TimedCosineLR` (a wall-time budget)."""
+        """BaseModel's schedulers, and :class:`~w2amsn_plugin.time_budget.TimedCosineLR` (seconds)."""
         train = self.opt["train"]
         if train["scheduler"].get("type") != TIMED_SCHEDULER:
             super().setup_schedulers()

@@ -7,7 +7,7 @@ where the run uses it, the device the run trains on) and estimates inference fro
 time (a forward pass costs about a third of a training step per low-resolution pixel). Training
 gets what is left of the budget after the time already spent, a fixed reserve for start-up and
 scoring, and the inference estimate; it runs for those seconds
-(:class:`~w2amsn_plugin.models.time_budget.TimedCosineLR`), however fast the machine turns out to
+(:class:`~w2amsn_plugin.time_budget.TimedCosineLR`), however fast the machine turns out to
 be. The iterations expected in them (with :data:`TRAINER_OVERHEAD` for what BasicSR's loop adds
 to a bare step: sampling patches, logging, validation, checkpoints) space validation and
 checkpoints.

@@ -56,7 +56,7 @@ def self_sr_options(name: str, dataset: dict[str, Any], val_slices: list[int], s
     (``volume``, ``spacing``, ``degradation``, ``profile``); ``init``: a checkpoint to start from
     (its body must match ``init_network``, which then replaces the recipe's network; the tail is
     loaded where its shape fits). ``seconds``: train for this wall time
-    (:class:`~w2amsn_plugin.models.time_budget.TimedCosineLR`), ``recipe.total_iter`` being the
+    (:class:`~w2amsn_plugin.time_budget.TimedCosineLR`), ``recipe.total_iter`` being the
     iterations expected in it (validation and checkpoints are spaced by it; training stops at
     :data:`ITERATION_CAP` times it at the latest); else train ``recipe.total_iter`` iterations."""
     network = copy.deepcopy(init_network or recipe.network)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
-from ..models.time_budget import SPENT_PATTERN
+from ..time_budget import SPENT_PATTERN
 from .errors import SelfSRError
 
 __all__ = ["Trained", "latest_weights", "main", "train"]
