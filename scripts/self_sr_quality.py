@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                         "by block means, then self-sr --mode in-plane --scale S against bicubic")
     parser.add_argument("--profile", choices=("gaussian", "rect"), default="gaussian",
                         help="profile the thick slices are made with")
-    parser.add_argument("--assumed-profile", choices=("gaussian", "rect"), default="gaussian",
+    parser.add_argument("--assumed-profile", choices=("gaussian", "rect", "mixed"), default="gaussian",
                         help="profile self-sr is told (its --profile; default: its default)")
     parser.add_argument("--axis", type=int, default=2, help="voxel axis made thick")
     parser.add_argument("--iters", type=int, default=None, help="training iterations (default: self-sr's)")

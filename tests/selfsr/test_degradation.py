@@ -3,6 +3,8 @@ against independent computations (w2amsn_plugin.selfsr.evaluation makes thick vo
 code) and against the geometry convention of the output grid."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -152,3 +154,33 @@ def test_coarse_in_plane_volume_is_block_means_on_the_slice_plane():
     assert coarse.data.shape == (4, 3, 5) and coarse.truth.shape == (8, 6, 5)
     assert np.isclose(coarse.data[1, 2, 3], truth[2:4, 4:6, 3].mean())
     assert np.allclose(voxel_spacings(coarse.affine), [2.0, 2.0, 3.0])
+
+
+def test_mixed_profile_trains_on_both_shapes_and_validates_on_both(tmp_path):
+    """--profile mixed: each training pair is the Gaussian's or the rectangle's degradation of
+    its patch (both occur), validation holds both, and as one profile it is their mean."""
+    vol = _phantom((40, 36, 12))
+    opt = _dataset_opt(tmp_path, vol, "train", profile={"kind": "mixed", "thickness": 4.0})
+    train = SelfSRPatchDataset(opt)
+    gauss, rect = (build_pairs(vol, (1.0, 1.0, 4.0), 4.0, 4, SliceProfile(kind, 4.0)) for kind in
+                   ("gaussian", "rect"))
+    assert all(np.array_equal(train.lr[i][0], gauss.orientations[i].blurred) for i in (0, 1))
+    assert all(np.array_equal(train.lr[i][1], rect.orientations[i].blurred) for i in (0, 1))
+    seen = {"gaussian": 0, "rect": 0}
+    np.random.seed(1)
+    for i in range(40):
+        item = train[i]
+        o, z, r, c = (int(v) for v in re.findall(r"\d+", item["key"].removeprefix("scan_")))
+        gt, lq = item["gt"][0].numpy(), item["lq"][0].numpy()
+        for kind, pairs in (("gaussian", gauss), ("rect", rect)):
+            src = pairs.orientations[o].blurred[z, r:r + 16:4, c:c + 16]
+            seen[kind] += any(np.allclose(lq, f(src), atol=1e-6) for f in
+                              (lambda a: a, lambda a: a[:, ::-1], lambda a: a[::-1], lambda a: a[::-1, ::-1]))
+        assert gt.shape == (16, 16)
+    assert seen["gaussian"] >= 10 and seen["rect"] >= 10 and sum(seen.values()) == 40
+    val = SelfSRPatchDataset({**opt, "phase": "val"})
+    assert len(val) == 8 and len({val[i]["key"] for i in range(8)}) == 8
+    m = SliceProfile("mixed", 4.0).matrix(np.array([10.0]), 24, 1.0)
+    g = SliceProfile("gaussian", 4.0).matrix(np.array([10.0]), 24, 1.0)
+    b = SliceProfile("rect", 4.0).matrix(np.array([10.0]), 24, 1.0)
+    assert np.allclose(m, (g + b) / 2, atol=1e-6)

@@ -33,8 +33,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--scale", type=int, default=None, help="in-plane factor (--mode in-plane)")
     add("--slice-thickness", type=float, default=None, metavar="MM",
         help="slice thickness in mm (default: the slice spacing; less than it is a gap)")
-    add("--profile", choices=("gaussian", "rect"), default="gaussian",
-        help="slice profile shape: Gaussian with FWHM = thickness, or rectangular (default: %(default)s)")
+    add("--profile", choices=("gaussian", "rect", "mixed"), default="gaussian",
+        help="slice profile shape: Gaussian with FWHM = thickness, rectangular, or mixed (not known: "
+             "train on both) (default: %(default)s)")
     add("--slice-profile", type=Path, default=None, metavar="FILE.npy",
         help="measured slice profile: a 1-D array sampled at the in-plane spacing, centred")
     add("--minutes", type=float, default=None, metavar="M",

@@ -11,7 +11,8 @@ Options (besides BasicSR's ``name``, ``type``, ``phase``, loader keys):
   subsample along one in-plane axis, :mod:`.training_pairs`) or ``'bicubic'`` (in-plane mode:
   MATLAB-bicubic /k of both axes, the degradation of the paper's section IV-A).
 - ``profile`` (dict): :class:`~.slice_profile.SliceProfile` fields (``kind``, ``thickness``,
-  and ``samples``/``sample_mm`` for a measured profile).
+  and ``samples``/``sample_mm`` for a measured profile). A ``mixed`` profile blurs each training
+  patch with the Gaussian or the rectangle at random, and validates on both.
 - ``val_slices`` (list[int]): acquired slices held out for validation; training never cuts
   from them. The train phase uses the others, the val phase only these (whole slices, both
   orientations, phase 0).
@@ -41,19 +42,20 @@ from .training_pairs import build_pairs
 __all__ = ["SelfSRPatchDataset"]
 
 
-def _stacks(opt: dict[str, Any], volume: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per orientation: the fine stack and its low-resolution source (all-phase blurred rows in
-    the through-plane mode, the bicubic LR stack in the in-plane mode)."""
+def _stacks(opt: dict[str, Any], volume: np.ndarray) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+    """Per orientation: the fine stack and its low-resolution sources, one per training profile
+    (all-phase blurred rows in the through-plane mode, the bicubic LR stack in the in-plane mode)."""
     k = int(opt["scale"])
     if opt.get("degradation", "slice_profile") == "bicubic":
         h, w = (volume.shape[0] // k) * k, (volume.shape[1] // k) * k
         hr = np.ascontiguousarray(volume[:h, :w].transpose(2, 0, 1))
-        return [hr], [bicubic_downscale(hr, k).astype(np.float32)]
+        return [hr], [[bicubic_downscale(hr, k).astype(np.float32)]]
     spacing = [float(v) for v in opt["spacing"]]
     profile = SliceProfile(**{key: (tuple(v) if key == "samples" else v)
                               for key, v in opt["profile"].items()})
-    pairs = build_pairs(volume, tuple(spacing), spacing[2], k, profile)
-    return [o.hr for o in pairs.orientations], [o.blurred for o in pairs.orientations]
+    pairs = [build_pairs(volume, tuple(spacing), spacing[2], k, p) for p in profile.training_profiles()]
+    return ([o.hr for o in pairs[0].orientations],
+            [[p.orientations[i].blurred for p in pairs] for i in range(len(pairs[0].orientations))])
 
 
 @DATASET_REGISTRY.register()
@@ -104,7 +106,9 @@ class SelfSRPatchDataset(data.Dataset):
 
     def _train_item(self, index: int) -> dict[str, Any]:
         o = np.random.randint(len(self.hr))
-        hr, lr, k = self.hr[o], self.lr[o], self.scale
+        sources = self.lr[o]
+        lr = sources[np.random.randint(len(sources))] if len(sources) > 1 else sources[0]
+        hr, k = self.hr[o], self.scale
         ph, pw = self._patch_shape(hr)
         n_rows, n_cols = hr.shape[1] - ph + 1, hr.shape[2] - pw + 1
         flat = int(np.searchsorted(self._cdf[o], np.random.random_sample(), side="right"))
@@ -128,15 +132,17 @@ class SelfSRPatchDataset(data.Dataset):
         return self._item(lq, gt, f"o{o}_z{z}_r{r0}_c{c0}", int(z))
 
     def _val_item(self, index: int) -> dict[str, Any]:
-        o, zi = divmod(index, self.slices.size)
+        pair, zi = divmod(index, self.slices.size)
+        o, source = divmod(pair, len(self.lr[0]))
         z, k = int(self.slices[zi]), self.scale
-        hr, lr = self.hr[o][z], self.lr[o][z]
+        hr, lr = self.hr[o][z], self.lr[o][source][z]
         if self.bicubic:
             gt, lq = hr, lr
         else:
             rows = hr.shape[0] // k
             gt, lq = hr[:rows * k], lr[0:rows * k:k]
-        return self._item(lq, np.clip(gt, 0.0, 1.0), f"o{o}_z{z}", z)
+        key = f"o{o}_z{z}" if len(self.lr[o]) == 1 else f"o{o}_p{source}_z{z}"
+        return self._item(lq, np.clip(gt, 0.0, 1.0), key, z)
 
     @staticmethod
     def _item(lq: np.ndarray, gt: np.ndarray, key: str, z: int) -> dict[str, Any]:
@@ -152,4 +158,4 @@ class SelfSRPatchDataset(data.Dataset):
     def __len__(self) -> int:
         if self.train:
             return int(self.opt.get("samples_per_epoch", 4096))
-        return len(self.hr) * int(self.slices.size)
+        return len(self.hr) * len(self.lr[0]) * int(self.slices.size)

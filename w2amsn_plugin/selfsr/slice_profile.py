@@ -5,7 +5,9 @@ SMORE (Zhao et al., Magn. Reson. Imaging 2019, sec. 2.2; IEEE TMI 2021, eq. 1) m
 slice as the object convolved with the slice-selection profile and sampled at the slice spacing;
 by default a Gaussian whose FWHM is the slice thickness. A rectangular profile (an ideal slab) and
 a measured profile (``--slice-profile FILE.npy``: a 1-D array sampled at the in-plane spacing,
-centred) are the alternatives. A thickness below the spacing (a slice gap) is the same model with
+centred) are the alternatives. ``mixed`` is for a profile that is not known: training draws each
+patch's degradation from the Gaussian or the rectangle (:data:`MIXED_KINDS`), so the network
+undoes either; as one profile (the self-consistency score) it is the mean of the two. A thickness below the spacing (a slice gap) is the same model with
 a narrower profile: the samples then alias, and the network learns that too.
 
 Every degradation here is one matrix along one axis (:meth:`SliceProfile.matrix`): row ``i`` holds
@@ -24,9 +26,11 @@ from scipy.special import erf
 
 from .errors import SelfSRError
 
-__all__ = ["PROFILE_KINDS", "SliceProfile", "apply_along", "load_profile"]
+__all__ = ["MIXED_KINDS", "PROFILE_KINDS", "SliceProfile", "apply_along", "load_profile"]
 
-PROFILE_KINDS = ("gaussian", "rect", "file")
+PROFILE_KINDS = ("gaussian", "rect", "mixed", "file")
+#: the profiles a ``mixed`` profile trains on, with equal probability
+MIXED_KINDS = ("gaussian", "rect")
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
@@ -35,8 +39,9 @@ class SliceProfile:
     """A slice profile in millimetres.
 
     Args:
-        kind: ``'gaussian'`` (FWHM = ``thickness``), ``'rect'`` (width ``thickness``) or
-            ``'file'`` (``samples`` at ``sample_mm`` spacing, centred on the middle sample).
+        kind: ``'gaussian'`` (FWHM = ``thickness``), ``'rect'`` (width ``thickness``),
+            ``'mixed'`` (either, module doc) or ``'file'`` (``samples`` at ``sample_mm``
+            spacing, centred on the middle sample).
         thickness: Slice thickness (mm); for ``'file'``, the profile's FWHM (for reports).
         samples: The measured profile (``'file'`` only).
         sample_mm: Spacing of ``samples`` (mm).
@@ -57,6 +62,10 @@ class SliceProfile:
         """The profile integrated over fine pixels of width ``pixel_mm`` centred at ``offsets_mm``
         from the slice centre (unnormalised)."""
         lo, hi = offsets_mm - pixel_mm / 2, offsets_mm + pixel_mm / 2
+        if self.kind == "mixed":  # the mean of the two, each of unit area
+            parts = [SliceProfile(kind, self.thickness).pixel_weights(offsets_mm, pixel_mm)
+                     for kind in MIXED_KINDS]
+            return 0.5 * (parts[0] + parts[1] / self.thickness)
         if self.kind == "gaussian":
             scale = math.sqrt(2.0) * self.thickness / _FWHM_PER_SIGMA
             return 0.5 * (erf(hi / scale) - erf(lo / scale))
@@ -79,6 +88,12 @@ class SliceProfile:
         w[empty, nearest[empty]] = 1.0
         total[empty] = 1.0
         return (w / total).astype(np.float32)
+
+    def training_profiles(self) -> tuple["SliceProfile", ...]:
+        """The profiles training degrades with: :data:`MIXED_KINDS` for ``mixed``, else itself."""
+        if self.kind == "mixed":
+            return tuple(SliceProfile(kind, self.thickness) for kind in MIXED_KINDS)
+        return (self,)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "thickness_mm": self.thickness}
