@@ -7,8 +7,9 @@ by default a Gaussian whose FWHM is the slice thickness. A rectangular profile (
 a measured profile (``--slice-profile FILE.npy``: a 1-D array sampled at the in-plane spacing,
 centred) are the alternatives. ``mixed`` is for a profile that is not known: training draws each
 patch's degradation from the Gaussian or the rectangle (:data:`MIXED_KINDS`), so the network
-undoes either; as one profile (the self-consistency score) it is the mean of the two. A thickness below the spacing (a slice gap) is the same model with
-a narrower profile: the samples then alias, and the network learns that too.
+undoes either; as one profile (the self-consistency score) it is the mean of the two. A thickness
+below the spacing (a slice gap) is the same model with a narrower profile: the samples then
+alias, and the network learns that too.
 
 Every degradation here is one matrix along one axis (:meth:`SliceProfile.matrix`): row ``i`` holds
 the profile centred at a (possibly fractional) position of the fine grid, integrated over each
