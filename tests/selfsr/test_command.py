@@ -71,6 +71,9 @@ def test_dry_run_plan_non_integer(tmp_path, capsys):
     assert plan["factor"] == pytest.approx(4.8) and plan["geometry"]["out_shape"] == [32, 96, 28]
     assert plan["slice_profile"]["thickness_mm"] == 3.0
     assert not (tmp_path / "o.nii.gz").exists()
+    code, out, _ = _run(capsys, "-i", src, "-o", tmp_path / "o.nii.gz", "--dry-run", "--profile", "mixed")
+    profile = json.loads(out)["slice_profile"]
+    assert code == 0 and profile["kind"] == "mixed" and profile["thickness_mm"] == pytest.approx(4.8)
 
 
 def _thick_colin(tmp_path: Path, size=(40, 48, 48), factor=4, profile="rect") -> tuple[Path, nib.Nifti1Image]:
