@@ -182,3 +182,29 @@ def test_training_ends_when_its_seconds_are_spent(db, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     _, second = _iterations(exp)
     assert states[-1] < second and second - states[-1] < first
+
+
+def test_distributed_training_is_refused(db, tmp_path, capsys, monkeypatch):
+    """Each rank would stop on its own clock (a hang in the next all-reduce): `basicsr train
+    --launcher ...` refuses in one line before anything starts; the model refuses too."""
+    from types import SimpleNamespace
+
+    from w2amsn_plugin.cli import basicsr_main
+
+    monkeypatch.chdir(tmp_path)
+    opt = _timed_options(tmp_path, db, seconds=5.0)
+    assert basicsr_main(["train", "-opt", str(opt), "--launcher", "pytorch"]) == 2
+    err = capsys.readouterr().err
+    assert "TimedCosineLR" in err and "distributed" in err and err.count("\n") == 1
+    assert not (tmp_path / "experiments").exists()
+
+    from w2amsn_plugin.models import MRSRModel
+
+    model = SimpleNamespace(opt={"dist": True, "train": {"total_iter": 10, "scheduler": {
+        "type": "TimedCosineLR", "seconds": 5.0}}}, optimizers=[], schedulers=[])
+    with pytest.raises(ValueError, match="distributed"):
+        MRSRModel.setup_schedulers(model)
+    model.opt["dist"] = False
+    model.optimizers = [torch.optim.Adam(torch.nn.Linear(2, 2).parameters(), lr=1e-3)]
+    MRSRModel.setup_schedulers(model)
+    assert isinstance(model.schedulers[0], TimedCosineLR) and model.schedulers[0].total_iter == 10

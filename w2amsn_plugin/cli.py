@@ -168,10 +168,16 @@ def _check_inputs(args: argparse.Namespace) -> tuple[str, list[str]]:
     archives a folder (:mod:`w2amsn_plugin.option_check`); raises ``OptionsError`` (one line).
     Returns the experiment's name as BasicSR will use it, and the warnings (unknown option keys,
     an lr that resuming will not apply)."""
-    from .option_check import check_options_file, check_run_inputs
+    from .option_check import OptionsError, check_options_file, check_run_inputs
+    from .time_budget import TIMED_SCHEDULER
 
     is_train = args.verb == "train"
     opt = check_options_file(args.opt, force_yml=args.force_yml, is_train=is_train)
+    scheduler = ((opt.get("train") or {}).get("scheduler") or {}).get("type")
+    if is_train and args.launcher != "none" and scheduler == TIMED_SCHEDULER:
+        raise OptionsError(f"{args.opt}: train:scheduler: {TIMED_SCHEDULER} stops on each process's "
+                           "own clock, so distributed ranks would stop at different iterations; use "
+                           "CosineAnnealingRestartLR with a total_iter for distributed training")
     name = opt["name"]
     if args.debug and not name.startswith("debug"):  # basicsr/utils/options.py:134-135
         name = "debug_" + name

@@ -53,7 +53,8 @@ Losses stay on the device between BasicSR's log lines (no ``.item()`` per iterat
 On CUDA, Adam runs ``fused`` (one kernel for every parameter) unless ``optim_g: fused: false``.
 ``scheduler: type: TimedCosineLR`` (with ``seconds`` and ``eta_min``) trains for a wall time:
 cosine annealing over the seconds or ``total_iter``, whichever runs out first, and the loop ends
-when the seconds are spent (:mod:`w2amsn_plugin.time_budget`).
+when the seconds are spent (:mod:`w2amsn_plugin.time_budget`); not with distributed training
+(each rank's clock would stop it at a different iteration).
 Training items of an ``on_device`` dataset (``bank_index``) are cut on the device by its slice
 bank (:mod:`w2amsn_plugin.data.slice_bank`).
 
@@ -207,6 +208,10 @@ class MRSRModel(SRModel):
         if train["scheduler"].get("type") != TIMED_SCHEDULER:
             super().setup_schedulers()
             return
+        if self.opt.get("dist"):
+            raise ValueError("train:scheduler: TimedCosineLR stops on each process's own clock, so "
+                             "distributed ranks would stop at different iterations; use "
+                             "CosineAnnealingRestartLR with a total_iter for distributed training")
         sched = {k: v for k, v in train["scheduler"].items() if k != "type"}
         for optimizer in self.optimizers:
             self.schedulers.append(TimedCosineLR(optimizer, total_iter=int(train["total_iter"]), **sched))
