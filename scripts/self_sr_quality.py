@@ -53,14 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--figure draws the through-plane view; not with --in-plane-scale")
 
     import numpy as np
+    import yaml
 
     from dataclasses import replace
 
     from w2amsn_plugin.selfsr import SelfSRSettings
     from w2amsn_plugin.selfsr.evaluation import evaluate_made_coarse_in_plane, evaluate_made_thick
     from w2amsn_plugin.selfsr.experiment import DEFAULT_RECIPE
-
-    import yaml
 
     changes = {key: value for key, value in (("batch", args.batch), ("lr", args.lr),
                                              ("gt_size", args.gt_size)) if value is not None}

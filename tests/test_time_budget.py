@@ -3,9 +3,9 @@ seconds spent (or the iterations, whichever is further), the seconds survive a r
 BasicSR's loop ends when they are spent, saving the latest weights and validating."""
 from __future__ import annotations
 
-import gc
 import math
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -82,26 +82,43 @@ def test_seconds_spent_survive_a_resume_but_the_time_between_runs_does_not(clock
     state = s.state_dict()
     assert state["elapsed"] == pytest.approx(40.0) and "_tick" not in state
     clock.now += 5000.0  # the run was down for a while
-    resumed = _scheduler()
+    resumed = _scheduler(seconds=200.0)  # the options now give it more time
     resumed.load_state_dict(state)
     _iteration(resumed, clock, 10.0)
     assert resumed.elapsed == pytest.approx(50.0) and resumed.last_epoch == 2
+    assert resumed.seconds == 200.0 and resumed.progress == pytest.approx(0.25)
 
 
-def test_loader_ends_once_the_seconds_are_spent(clock, caplog):
+def test_loader_ends_once_the_seconds_are_spent(clock):
+    """BasicSR's order: the loader is made first, then the model's scheduler; each iteration
+    from the second steps the scheduler before its work (1 s here)."""
+    loader = UntilSpent(range(100))
     s = _scheduler(seconds=3.0)
     seen = []
+    for i, batch in enumerate(loader):
+        if i:
+            s.optimizer.step()
+            s.step()
+        seen.append(batch)
+        clock.now += 1.0
+    assert seen == [0, 1, 2] and s.iterations == 3
+    assert list(loader) == []  # the next epoch: nothing fetched
+    line = SPENT_MESSAGE.format(seconds=s.spent_seconds, iterations=s.iterations)
+    assert line == "Training time budget spent: 3 s, 3 iterations."
+    assert SPENT_PATTERN.search(f"2026-12-03 INFO: {line}").group(1) == "3"
+    # a loader made after a spent scheduler (the next run in this process) is not ended by it
+    assert list(UntilSpent(range(3))) == [0, 1, 2]
+
+
+def test_a_validation_after_the_last_step_counts(clock):
+    """The budget is checked against the time up to now, not to the last scheduler step."""
     loader = UntilSpent(range(100))
+    s = _scheduler(seconds=10.0)
+    seen = []
     for batch in loader:
         seen.append(batch)
-        _iteration(s, clock, 1.0)
-    assert seen == [0, 1, 2]
-    assert list(loader) == []  # the next epoch: nothing fetched
-    line = SPENT_MESSAGE.format(seconds=s.elapsed, iterations=s.iterations)
-    assert SPENT_PATTERN.search(f"2026-12-03 INFO: {line}").group(1) == str(s.iterations) == "4"
-    del s  # a finished scheduler no longer ends other loaders
-    gc.collect()
-    assert list(UntilSpent(range(3))) == [0, 1, 2]
+        clock.now += 60.0  # the first iteration's validation overruns the budget
+    assert seen == [0] and s.spent
 
 
 @pytest.mark.parametrize("seconds", [0, -5, "ten", None])
@@ -111,6 +128,21 @@ def test_options_check_wants_positive_seconds(seconds, tmp_path):
         check_options(opt, "run.yml")
     opt["train"]["scheduler"]["seconds"] = 10
     check_options(opt, "run.yml")
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"model_type": "SRModel"}, "MRSRModel's; model_type is 'SRModel'"),
+    ({"periods": [100]}, "takes seconds and eta_min, not periods"),
+    ({"eta_min": "small"}, "train:scheduler:eta_min"),
+])
+def test_options_check_refuses_what_the_scheduler_cannot_take(change, match, tmp_path):
+    opt = yaml.safe_load(_timed_options(tmp_path, tmp_path / "db", seconds=10).read_text())
+    if "model_type" in change:
+        opt.update(change)
+    else:
+        opt["train"]["scheduler"].update(change)
+    with pytest.raises(OptionsError, match=re.escape(match)):
+        check_options(opt, "run.yml")
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +202,7 @@ def test_training_ends_when_its_seconds_are_spent(db, tmp_path):
     exp = tmp_path / "experiments" / "timed"
     (first,) = _iterations(exp)
     assert 20 <= first < 100_000
+    assert first == _last_logged_iteration(exp)  # the log line counts what BasicSR trained
     assert (exp / "models" / "net_g_latest.pth").is_file()
     log = "".join(p.read_text() for p in exp.glob("train_*.log"))
     assert "End of training" in log and "Validation IXI_T1_val" in log
@@ -181,7 +214,15 @@ def test_training_ends_when_its_seconds_are_spent(db, tmp_path):
     out = _train(tmp_path, opt)
     assert out.returncode == 0, out.stderr[-3000:]
     _, second = _iterations(exp)
-    assert states[-1] < second and second - states[-1] < first
+    assert states[-1] <= second and second - states[-1] < first
+    if elapsed >= 4.0:  # the newest state was the last iteration: nothing left to train
+        assert second == states[-1]
+
+
+def _last_logged_iteration(exp: Path) -> int:
+    found = [int(m.group(1).replace(",", "")) for p in exp.glob("train_*.log")
+             for m in re.finditer(r"iter:\s*([\d,]+),", p.read_text())]
+    return max(found)
 
 
 def test_distributed_training_is_refused(db, tmp_path, capsys, monkeypatch):

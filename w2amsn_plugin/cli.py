@@ -167,7 +167,8 @@ def _check_inputs(args: argparse.Namespace) -> tuple[str, list[str]]:
     """Everything a ``basicsr train|test`` run reads or writes, checked before BasicSR creates or
     archives a folder (:mod:`w2amsn_plugin.option_check`); raises ``OptionsError`` (one line).
     Returns the experiment's name as BasicSR will use it, and the warnings (unknown option keys,
-    an lr that resuming will not apply)."""
+    an lr that resuming will not apply). A wall-time scheduler with a distributed launcher is
+    refused (each rank would stop on its own clock)."""
     from .option_check import OptionsError, check_options_file, check_run_inputs
     from .time_budget import TIMED_SCHEDULER
 

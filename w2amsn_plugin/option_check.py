@@ -286,9 +286,19 @@ def _check_values(opt: dict, path: str, is_train: bool) -> None:
         if "gamma" in sched:
             _want(_is_number(sched["gamma"]), path, "train:scheduler:gamma", sched["gamma"], "a number")
         if sched.get("type") == "TimedCosineLR":
+            if opt.get("model_type") != "MRSRModel":
+                raise OptionsError(f"{path}: train:scheduler: TimedCosineLR is MRSRModel's; "
+                                   f"model_type is {opt.get('model_type')!r}")
+            extra = sorted(set(sched) - {"type", "seconds", "eta_min"})
+            if extra:
+                raise OptionsError(f"{path}: train:scheduler: TimedCosineLR takes seconds and "
+                                   f"eta_min, not {', '.join(extra)}")
             seconds = sched.get("seconds")
             _want(_is_number(seconds) and seconds > 0, path, "train:scheduler:seconds", seconds,
                   "a positive number")
+            eta_min = sched.get("eta_min", 0.0)
+            _want(_is_number(eta_min) and eta_min >= 0, path, "train:scheduler:eta_min", eta_min,
+                  "a number >= 0")
     for key in ("print_freq", "save_checkpoint_freq"):
         value = logger.get(key)
         _want(_is_int(value) and value >= 1, path, f"logger:{key}", value, "a positive integer")

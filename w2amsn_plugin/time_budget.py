@@ -13,6 +13,7 @@ validates.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -34,17 +35,24 @@ SPENT_MESSAGE = "Training time budget spent: {seconds:.0f} s, {iterations} itera
 SPENT_PATTERN = re.compile(r"Training time budget spent: \d+ s, (\d+) iterations\.")
 
 _SCHEDULERS: "weakref.WeakSet[TimedCosineLR]" = weakref.WeakSet()
+#: creation order of schedulers and loaders: a loader answers only to schedulers made after it
+_SERIAL = itertools.count()
 
 
 class TimedCosineLR(LRScheduler):
     """Cosine annealing from each group's initial rate to ``eta_min`` over ``seconds`` of
     training or ``total_iter`` iterations, whichever comes first (module doc).
 
+    On resume (:meth:`load_state_dict`) the seconds already spent come from the checkpoint and
+    ``seconds``, ``total_iter`` and ``eta_min`` from the options, so a resumed run can be given
+    more time.
+
     Args:
         optimizer: The optimizer (BasicSR's ``optimizer_g``).
         seconds (float): Wall-time budget of the training loop, > 0.
         total_iter (int): Iteration budget (BasicSR's ``train: total_iter``), >= 1.
         eta_min (float): The final learning rate.
+        last_epoch (int): As for every torch scheduler (-1: a new run).
     """
 
     def __init__(self, optimizer: Optimizer, seconds: float, total_iter: int, eta_min: float = 0.0,
@@ -58,6 +66,7 @@ class TimedCosineLR(LRScheduler):
         self.eta_min = float(eta_min)
         self.elapsed = 0.0
         self._tick = time.monotonic()
+        self._serial = next(_SERIAL)
         super().__init__(optimizer, last_epoch)
         _SCHEDULERS.add(self)
 
@@ -67,14 +76,21 @@ class TimedCosineLR(LRScheduler):
         return min(1.0, max(self.elapsed / self.seconds, max(self.last_epoch, 0) / self.total_iter))
 
     @property
+    def spent_seconds(self) -> float:
+        """Seconds of training so far, up to now (not only to the last step)."""
+        return self.elapsed + (time.monotonic() - self._tick)
+
+    @property
     def spent(self) -> bool:
-        """Whether the seconds are spent."""
-        return self.elapsed >= self.seconds
+        """Whether the seconds are spent (a validation or checkpoint since the last step counts)."""
+        return self.spent_seconds >= self.seconds
 
     @property
     def iterations(self) -> int:
-        """Iterations trained so far (BasicSR steps the scheduler from its second iteration on)."""
-        return self.last_epoch + 1
+        """Iterations trained so far: BasicSR steps the scheduler from its second iteration on,
+        so after iteration k >= 2 ``last_epoch`` is k - 1 (one iteration is assumed once the
+        loop has run at all)."""
+        return max(1, self.last_epoch + 1)
 
     def step(self) -> None:  # type: ignore[override]
         """Count the wall time since the last step (or since the start or a resume), then set the
@@ -85,38 +101,47 @@ class TimedCosineLR(LRScheduler):
         super().step()
 
     def get_lr(self) -> list[float]:
+        """Each group's rate at the current :attr:`progress`."""
         weight = 0.5 * (1.0 + math.cos(math.pi * self.progress))
         return [self.eta_min + (base - self.eta_min) * weight for base in self.base_lrs]
 
     def state_dict(self) -> dict[str, Any]:
-        return {key: value for key, value in super().state_dict().items() if key != "_tick"}
+        """torch's state (the seconds spent among it), without the clock's reading."""
+        return {key: value for key, value in super().state_dict().items()
+                if key not in ("_tick", "_serial")}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the state (the seconds already spent among it); the clock restarts now."""
+        """Restore the state (the seconds already spent among it) but keep this run's
+        ``seconds``, ``total_iter`` and ``eta_min``; the clock restarts now."""
+        budget = (self.seconds, self.total_iter, self.eta_min, self._serial)
         super().load_state_dict(state_dict)
+        self.seconds, self.total_iter, self.eta_min, self._serial = budget
         self._tick = time.monotonic()
 
 
-def spent_scheduler() -> TimedCosineLR | None:
-    """A :class:`TimedCosineLR` of this process that has spent its seconds, if any."""
-    return next((s for s in list(_SCHEDULERS) if s.spent), None)
+def spent_scheduler(after: int = -1) -> TimedCosineLR | None:
+    """A :class:`TimedCosineLR` of this process made after serial ``after`` that has spent its
+    seconds, if any."""
+    return next((s for s in list(_SCHEDULERS) if s._serial > after and s.spent), None)
 
 
 class UntilSpent:
-    """An iterable over ``loader`` that ends once a :class:`TimedCosineLR` has spent its seconds
-    (checked before the first batch and after each), and says so once in BasicSR's log
-    (:data:`SPENT_MESSAGE`). BasicSR's later epochs then end before they fetch anything."""
+    """An iterable over ``loader`` that ends once a :class:`TimedCosineLR` made after it (the
+    model's, which BasicSR builds after its loaders) has spent its seconds (checked before the
+    first batch and after each), and says so once in BasicSR's log (:data:`SPENT_MESSAGE`).
+    BasicSR's later epochs then end before they fetch anything."""
 
     def __init__(self, loader: Iterable[Any]) -> None:
         self.loader = loader
         self._said = False
+        self._serial = next(_SERIAL)  # BasicSR builds the loader, then the model's scheduler
 
     def _ended(self) -> bool:
-        scheduler = spent_scheduler()
+        scheduler = spent_scheduler(self._serial)
         if scheduler is not None and not self._said:
             from basicsr.utils import get_root_logger
 
-            get_root_logger().info(SPENT_MESSAGE.format(seconds=scheduler.elapsed,
+            get_root_logger().info(SPENT_MESSAGE.format(seconds=scheduler.spent_seconds,
                                                         iterations=scheduler.iterations))
             self._said = True
         return scheduler is not None

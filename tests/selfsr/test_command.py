@@ -148,12 +148,12 @@ def test_minutes_become_training_seconds():
     assert MIN_ITERATIONS <= short.iterations < long.iterations and short.seconds < long.seconds
     # 5 minutes at 1 s a step, no inference: 270 s left after the reserve, 1.1 s per iteration
     plan = plan_minutes(5.0, opt, 0, step=1.0)
-    assert plan.seconds == 270 and plan.iterations == 245 and plan.step == 1.0
+    assert plan.seconds == pytest.approx(270) and plan.iterations == 245 and plan.step == 1.0
     # inference costs a third of a step per training batch's worth of LR pixels: 30 s here
     train = opt["datasets"]["train"]
     batch_pixels = train["batch_size_per_gpu"] * (train["gt_size"] // 4) * train["gt_size"]
-    assert plan_minutes(5.0, opt, 90 * batch_pixels, step=1.0).seconds == 240
-    assert plan_minutes(5.0, opt, 0, step=1.0, spent=60).seconds == 210  # e.g. reading the scan
+    assert plan_minutes(5.0, opt, 90 * batch_pixels, step=1.0).seconds == pytest.approx(240)
+    assert plan_minutes(5.0, opt, 0, step=1.0, spent=60).seconds == pytest.approx(210)  # e.g. reading
     tiny = plan_minutes(0.01, opt, 10**9, step=1.0)  # inference alone exceeds it
     assert tiny.iterations == MIN_ITERATIONS and tiny.seconds == pytest.approx(MIN_ITERATIONS * 1.1)
 
@@ -211,7 +211,10 @@ def test_rerun_of_a_budget_resumes_its_seconds_and_init_warm_starts(tmp_path, ca
     assert "as first planned" in err
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["train_budget_seconds"] == side["train_budget_seconds"]
-    assert again["iterations"] >= side["iterations"] - options["logger"]["save_checkpoint_freq"]
+    # resumed from the newest checkpoint with the seconds it had left: about as many iterations
+    # as the first run in all, not that many more
+    freq = options["logger"]["save_checkpoint_freq"]
+    assert side["iterations"] - freq <= again["iterations"] <= side["iterations"] + freq + 2
     code, _, err = _run(capsys, "-i", src, "-o", tmp_path / "b.nii.gz", "--iters", "2",
                         "--init", side["weights"], "--workdir", tmp_path / "w2")
     assert code == 0, err

@@ -39,8 +39,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add("--slice-profile", type=Path, default=None, metavar="FILE.npy",
         help="measured slice profile: a 1-D array sampled at the in-plane spacing, centred")
     add("--minutes", type=float, default=None, metavar="M",
-        help=f"wall-time budget of the whole run (default: {DEFAULT_RECIPE.minutes:g}); a timing "
-        "probe on this machine turns it into training iterations")
+        help=f"wall-time budget of the whole run (default: {DEFAULT_RECIPE.minutes:g}); training "
+        "runs until its share of it is spent (a timing probe estimates the rest)")
     add("--iters", type=int, default=None, metavar="N",
         help="a fixed number of training iterations instead of the time budget")
     add("--init", type=Path, default=None, metavar="CKPT",

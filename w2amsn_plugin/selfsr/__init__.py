@@ -5,8 +5,8 @@ Reson. Imaging 2019 and IEEE TMI 2021), one job per module:
 - :mod:`.slice_profile`: the slice profile and the degradation it defines;
 - :mod:`.training_pairs`: the scan's in-plane slices and their degraded partners;
 - :mod:`.patch_dataset`: ``SelfSRPatchDataset``, BasicSR's dataset of the one volume;
-- :mod:`.experiment`: the BasicSR options of a run; :mod:`.budget`: a wall time as iterations;
-  :mod:`.trainer`: BasicSR's trainer on them;
+- :mod:`.experiment`: the BasicSR options of a run; :mod:`.budget`: a wall time split into
+  training and inference; :mod:`.trainer`: BasicSR's trainer on them;
 - :mod:`.warm_start`: the network of a ``--init`` checkpoint;
 - :mod:`.through_plane`: inference on the two through-plane orientations (the inference engine);
 - :mod:`.combine`: mean or Fourier burst accumulation of the orientations;

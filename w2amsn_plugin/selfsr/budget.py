@@ -25,7 +25,7 @@ from .. import device_caps
 
 __all__ = ["MIN_ITERATIONS", "RESERVE_S", "TRAINER_OVERHEAD", "TimePlan", "plan_minutes", "step_seconds"]
 
-#: never fewer than this many iterations, whatever the budget
+#: the training time is never less than this many probed steps' worth, whatever the budget
 MIN_ITERATIONS = 10
 #: seconds kept for start-up (the training process, its training pairs) and scoring
 RESERVE_S = 30.0

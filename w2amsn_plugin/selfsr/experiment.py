@@ -28,7 +28,8 @@ DEFAULT_NETWORK: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Recipe:
-    """Training schedule: Adam at ``lr`` cosine-decayed to 1 % over ``total_iter`` iterations of
+    """Training schedule: Adam at ``lr`` cosine-decayed to 1 % over ``total_iter`` iterations (or a
+    time budget's seconds, :func:`self_sr_options`) of
     ``batch`` patches of ``gt_size`` px (GT side), L1 loss, validation ``val_points`` times.
     ``minutes``: the default budget, a wall time for the whole run (training and inference) of
     which training gets what a timing probe leaves (:mod:`.budget`), the cosine then running

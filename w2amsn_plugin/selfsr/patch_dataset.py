@@ -107,6 +107,7 @@ class SelfSRPatchDataset(data.Dataset):
     def _train_item(self, index: int) -> dict[str, Any]:
         o = np.random.randint(len(self.hr))
         sources = self.lr[o]
+        # one profile draws nothing here, so its patches are those it drew before ``mixed`` existed
         lr = sources[np.random.randint(len(sources))] if len(sources) > 1 else sources[0]
         hr, k = self.hr[o], self.scale
         ph, pw = self._patch_shape(hr)

@@ -35,7 +35,7 @@ from ..inference.volumes import load_volume
 from .budget import plan_minutes
 from .combine import combine
 from .errors import SelfSRError
-from .experiment import DEFAULT_RECIPE, ITERATION_CAP, Recipe, self_sr_options
+from .experiment import DEFAULT_RECIPE, Recipe, self_sr_options
 from .geometry import ScanGeometry, scan_geometry, voxel_spacings
 from .scores import held_out_scores, self_consistency
 from .slice_profile import SliceProfile, load_profile
@@ -229,14 +229,15 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
         bf16="auto" if settings.bf16 is None else settings.bf16, num_gpu=int(device.startswith("cuda")),
         seconds=seconds)
     options_file = plan.workdir / f"{plan.name}.yml"
-    seconds = None
+    seconds, resumed = None, False
     if plan.iterations > 0:
         options, expected = make(plan.iterations), plan.iterations
     elif options_file.is_file():  # a rerun resumes the schedule first planned
-        options = yaml.safe_load(options_file.read_text(encoding="utf-8"))
-        seconds = float(options["train"]["scheduler"]["seconds"])
-        expected = int(options["train"]["total_iter"]) // ITERATION_CAP
-        say(f"resuming {plan.name}: {seconds / 60:.1f} min of training, as first planned")
+        options, resumed = yaml.safe_load(options_file.read_text(encoding="utf-8")), True
+        seconds = options["train"]["scheduler"].get("seconds")  # none: planned as iterations
+        expected = int(options["train"]["total_iter"])
+        planned = f"{expected} iterations" if seconds is None else f"{seconds / 60:.1f} min of training"
+        say(f"resuming {plan.name} from its newest checkpoint: {planned}, as first planned")
     else:
         budget = plan_minutes(plan.minutes, make(1), scan.size * (2 if one_axis else 1), device,
                               spent=time.perf_counter() - t_start)
@@ -249,7 +250,8 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
     say(f"{input_path.name}: {plan.mode}, axis {plan.axis}, factor {plan.factor:.3f} (network x"
         f"{plan.net_factor}), {length}; BasicSR run {plan.workdir / 'experiments' / plan.name}")
     t_train = time.perf_counter()
-    weights, trained = train(options_file, plan.workdir, plan.name, progress, seconds)
+    weights, trained = train(options_file, plan.workdir, plan.name, progress,
+                             timed=seconds is not None, seconds=None if resumed else seconds)
     iterations = trained if trained is not None else int(options["train"]["total_iter"])
     train_s = time.perf_counter() - t_train
     net = _load_net(options, weights)

@@ -19,7 +19,9 @@ from .errors import SelfSRError
 
 __all__ = ["Trained", "latest_weights", "main", "train"]
 
-_ETA = re.compile(r"eta: [^,]*")
+_ETA = re.compile(r"eta: (?:\d+ days?, )?[^,]*, ")
+#: BasicSR's line just before its training loop: the time left counts from here
+_LOOP_STARTS = "Start training from epoch"
 
 
 class Trained(NamedTuple):
@@ -39,27 +41,32 @@ def latest_weights(root: Path, name: str) -> Path:
     return path
 
 
-def train(options_file: Path, root: Path, name: str, progress: bool = True,
+def train(options_file: Path, root: Path, name: str, progress: bool = True, timed: bool = False,
           seconds: float | None = None) -> Trained:
     """Run (or resume: ``--auto_resume``) the experiment of ``options_file`` with ``root`` as
-    BasicSR's root folder. ``seconds``: the run's time budget, shown in the progress lines in
-    place of BasicSR's estimate from its iteration cap."""
+    BasicSR's root folder. ``timed``: the run trains for a wall time, so BasicSR's estimate from
+    its iteration cap is left out of the progress lines; ``seconds``: that time (a fresh run),
+    shown counting down from the start of the training loop instead."""
     cmd = [sys.executable, "-m", __package__, "-opt", str(options_file), "--auto_resume"]
-    t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
     tail: list[str] = []
-    iterations = None
+    iterations: int | None = None
+    loop_start = time.monotonic()
     for line in proc.stdout:
         tail = (tail + [line.rstrip()])[-20:]
+        if _LOOP_STARTS in line:
+            loop_start = time.monotonic()
         spent = SPENT_PATTERN.search(line)
         if spent:
             iterations = int(spent.group(1))
         if progress and ("[epoch" in line or "Validation" in line or "# psnr" in line
                          or "Error" in line or spent):
-            if seconds is not None:
-                left = max(0, int(seconds - (time.monotonic() - t0)))
-                line = _ETA.sub(f"about {left // 60}:{left % 60:02d} of training left", line)
+            if timed and seconds is not None:
+                left = max(0, int(seconds - (time.monotonic() - loop_start)))
+                line = _ETA.sub(f"about {left // 60}:{left % 60:02d} of training left, ", line)
+            elif timed:
+                line = _ETA.sub("", line)
             print(f"self-sr: train: {line.strip()}", file=sys.stderr, flush=True)
     if proc.wait() != 0:
         raise SelfSRError(f"training failed (exit {proc.returncode}); its last lines:\n" + "\n".join(tail))
