@@ -170,15 +170,12 @@ def _check_inputs(args: argparse.Namespace) -> tuple[str, list[str]]:
     an lr that resuming will not apply). A wall-time scheduler with a distributed launcher is
     refused (each rank would stop on its own clock)."""
     from .option_check import OptionsError, check_options_file, check_run_inputs
-    from .time_budget import TIMED_SCHEDULER
+    from .time_budget import NOT_DISTRIBUTED, is_timed
 
     is_train = args.verb == "train"
     opt = check_options_file(args.opt, force_yml=args.force_yml, is_train=is_train)
-    scheduler = ((opt.get("train") or {}).get("scheduler") or {}).get("type")
-    if is_train and args.launcher != "none" and scheduler == TIMED_SCHEDULER:
-        raise OptionsError(f"{args.opt}: train:scheduler: {TIMED_SCHEDULER} stops on each process's "
-                           "own clock, so distributed ranks would stop at different iterations; use "
-                           "CosineAnnealingRestartLR with a total_iter for distributed training")
+    if is_train and args.launcher != "none" and is_timed(opt):
+        raise OptionsError(f"{args.opt}: {NOT_DISTRIBUTED}")
     name = opt["name"]
     if args.debug and not name.startswith("debug"):  # basicsr/utils/options.py:134-135
         name = "debug_" + name

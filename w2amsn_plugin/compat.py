@@ -525,14 +525,14 @@ def _patch_stop_between_steps() -> None:
 def _patch_time_budget() -> None:
     import basicsr.train as bs_train
 
-    from .time_budget import TIMED_SCHEDULER, UntilSpent
+    from .time_budget import UntilSpent, is_timed
 
     original: Callable[..., Any] = bs_train.create_train_val_dataloader
 
     @functools.wraps(original)
     def create_train_val_dataloader(opt: dict, logger: Any) -> Any:
         train_loader, *rest = original(opt, logger)
-        if ((opt.get("train") or {}).get("scheduler") or {}).get("type") == TIMED_SCHEDULER:
+        if is_timed(opt):
             train_loader = UntilSpent(train_loader)
         return (train_loader, *rest)
 

@@ -31,7 +31,7 @@ __all__ = ["OptionsError", "check_options_file", "check_options", "check_data_pa
 
 _OPTIMIZERS = ("Adam",)  # basicsr/models/base_model.py:103-108
 _SCHEDULERS = ("MultiStepLR", "MultiStepRestartLR", "CosineAnnealingRestartLR",  # :110-121
-               "TimedCosineLR")  # MRSRModel's (w2amsn_plugin.time_budget)
+               "TimedCosineLR")  # MRSRModel's (w2amsn_plugin.time_budget.TIMED_SCHEDULER)
 
 #: ``val:`` key that lets ``basicsr test`` run a network without weights (random initialisation);
 #: not under ``path:``, whose every other key BasicSR makes a folder of (misc.py:45-49)
@@ -216,6 +216,8 @@ def _want(ok: bool, path: str, where: str, value: Any, what: str) -> None:
 def _check_values(opt: dict, path: str, is_train: bool) -> None:
     """Types and ranges of the values BasicSR computes with (it fails on them only after creating
     the experiment folder: ``int(total_iter)`` at ``train.py:47``, ``%`` at ``train.py:176-189``)."""
+    from .time_budget import TIMED_SCHEDULER, is_timed
+
     required = ("path", "train", "logger") if is_train else ("path",)
     for key in required:
         if not isinstance(opt.get(key), dict):
@@ -285,13 +287,13 @@ def _check_values(opt: dict, path: str, is_train: bool) -> None:
               "train:scheduler:milestones", milestones, "a list of integers")
         if "gamma" in sched:
             _want(_is_number(sched["gamma"]), path, "train:scheduler:gamma", sched["gamma"], "a number")
-        if sched.get("type") == "TimedCosineLR":
+        if is_timed(opt):
             if opt.get("model_type") != "MRSRModel":
-                raise OptionsError(f"{path}: train:scheduler: TimedCosineLR is MRSRModel's; "
+                raise OptionsError(f"{path}: train:scheduler: {TIMED_SCHEDULER} is MRSRModel's; "
                                    f"model_type is {opt.get('model_type')!r}")
             extra = sorted(set(sched) - {"type", "seconds", "eta_min"})
             if extra:
-                raise OptionsError(f"{path}: train:scheduler: TimedCosineLR takes seconds and "
+                raise OptionsError(f"{path}: train:scheduler: {TIMED_SCHEDULER} takes seconds and "
                                    f"eta_min, not {', '.join(extra)}")
             seconds = sched.get("seconds")
             _want(_is_number(seconds) and seconds > 0, path, "train:scheduler:seconds", seconds,

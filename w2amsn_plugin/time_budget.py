@@ -23,11 +23,15 @@ from typing import Any, Iterable, Iterator
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-__all__ = ["SPENT_MESSAGE", "SPENT_PATTERN", "TIMED_SCHEDULER", "TimedCosineLR", "UntilSpent",
-           "spent_scheduler"]
+__all__ = ["NOT_DISTRIBUTED", "SPENT_MESSAGE", "SPENT_PATTERN", "TIMED_SCHEDULER", "TimedCosineLR",
+           "UntilSpent", "is_timed", "spent_scheduler"]
 
 #: the ``train: scheduler: type`` of a wall-time budget
 TIMED_SCHEDULER = "TimedCosineLR"
+#: why a wall-time budget is refused with distributed training (the CLI and the model say it)
+NOT_DISTRIBUTED = (f"train:scheduler: {TIMED_SCHEDULER} stops on each process's own clock, so "
+                   "distributed ranks would stop at different iterations; use "
+                   "CosineAnnealingRestartLR with a total_iter for distributed training")
 
 #: the log line that ends a timed run (``w2amsn self-sr`` reads the iterations from it)
 SPENT_MESSAGE = "Training time budget spent: {seconds:.0f} s, {iterations} iterations."
@@ -37,6 +41,11 @@ SPENT_PATTERN = re.compile(r"Training time budget spent: \d+ s, (\d+) iterations
 _SCHEDULERS: "weakref.WeakSet[TimedCosineLR]" = weakref.WeakSet()
 #: creation order of schedulers and loaders: a loader answers only to schedulers made after it
 _SERIAL = itertools.count()
+
+
+def is_timed(opt: dict[str, Any]) -> bool:
+    """Whether the options ``opt`` train for a wall time (``train: scheduler: type``)."""
+    return ((opt.get("train") or {}).get("scheduler") or {}).get("type") == TIMED_SCHEDULER
 
 
 class TimedCosineLR(LRScheduler):

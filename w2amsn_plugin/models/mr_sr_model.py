@@ -82,7 +82,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from .. import device_caps
-from ..time_budget import TIMED_SCHEDULER, TimedCosineLR
+from ..time_budget import NOT_DISTRIBUTED, TimedCosineLR, is_timed
 from ..checkpoints import save_or_stop
 from ..run_guard import NonFiniteLoss
 from ..metrics import FLOAT_METRICS
@@ -204,14 +204,12 @@ class MRSRModel(SRModel):
 
     def setup_schedulers(self) -> None:
         """BaseModel's schedulers, and :class:`~w2amsn_plugin.time_budget.TimedCosineLR` (seconds)."""
-        train = self.opt["train"]
-        if train["scheduler"].get("type") != TIMED_SCHEDULER:
+        if not is_timed(self.opt):
             super().setup_schedulers()
             return
         if self.opt.get("dist"):
-            raise ValueError("train:scheduler: TimedCosineLR stops on each process's own clock, so "
-                             "distributed ranks would stop at different iterations; use "
-                             "CosineAnnealingRestartLR with a total_iter for distributed training")
+            raise ValueError(NOT_DISTRIBUTED)
+        train = self.opt["train"]
         sched = {k: v for k, v in train["scheduler"].items() if k != "type"}
         for optimizer in self.optimizers:
             self.schedulers.append(TimedCosineLR(optimizer, total_iter=int(train["total_iter"]), **sched))

@@ -236,8 +236,6 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
         options, resumed = yaml.safe_load(options_file.read_text(encoding="utf-8")), True
         seconds = options["train"]["scheduler"].get("seconds")  # none: planned as iterations
         expected = int(options["train"]["total_iter"])
-        planned = f"{expected} iterations" if seconds is None else f"{seconds / 60:.1f} min of training"
-        say(f"resuming {plan.name} from its newest checkpoint: {planned}, as first planned")
     else:
         budget = plan_minutes(plan.minutes, make(1), scan.size * (2 if one_axis else 1), device,
                               spent=time.perf_counter() - t_start)
@@ -247,6 +245,8 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
             f"(about {expected} iterations on this machine)")
     options_file.write_text(yaml.safe_dump(options, sort_keys=False), encoding="utf-8")
     length = f"{expected} iterations" if seconds is None else f"{seconds / 60:.1f} min of training"
+    if resumed:
+        say(f"resuming {plan.name} from its newest checkpoint: {length}, as first planned")
     say(f"{input_path.name}: {plan.mode}, axis {plan.axis}, factor {plan.factor:.3f} (network x"
         f"{plan.net_factor}), {length}; BasicSR run {plan.workdir / 'experiments' / plan.name}")
     t_train = time.perf_counter()
