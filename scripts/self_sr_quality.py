@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-plane-scale", type=int, default=None, metavar="S",
                         help="measure the in-plane mode instead: the slice plane made S times coarser "
                         "by block means, then self-sr --mode in-plane --scale S against bicubic")
+    parser.add_argument("--made-by", choices=("block", "fourier"), default="block",
+                        help="with --in-plane-scale: how the slices are made coarse, block means or "
+                             "k-space truncation (a scanner's lower in-plane resolution)")
     parser.add_argument("--profile", choices=("gaussian", "rect"), default="gaussian",
                         help="profile the thick slices are made with")
     parser.add_argument("--assumed-profile", choices=("gaussian", "rect", "mixed"), default="gaussian",
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = SelfSRSettings(iters=args.iters, minutes=args.minutes, profile=args.assumed_profile,
                               recipe=replace(DEFAULT_RECIPE, **changes))
     if args.in_plane_scale:
-        result, views = evaluate_made_coarse_in_plane(args.volume, args.in_plane_scale, settings, args.work)
+        result, views = evaluate_made_coarse_in_plane(args.volume, args.in_plane_scale, settings, args.work,
+                                                      made_by=args.made_by)
     else:
         result, views = evaluate_made_thick(args.volume, args.factor, args.profile, settings, args.work,
                                             args.axis)

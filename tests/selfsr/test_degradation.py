@@ -156,6 +156,30 @@ def test_coarse_in_plane_volume_is_block_means_on_the_slice_plane():
     assert np.allclose(voxel_spacings(coarse.affine), [2.0, 2.0, 3.0])
 
 
+
+def test_coarse_in_plane_by_kspace_truncation_keeps_the_low_frequencies_block_centred():
+    """--made-by fourier: each coarse slice holds exactly the truth's central 1/S of k-space
+    (a band-limited slice comes back sample for sample), and its pixels sit on the blocks'
+    centres like block means (a smooth slice differs from its block means by little)."""
+    from scipy import ndimage
+
+    from w2amsn_plugin.selfsr.evaluation import make_coarse_in_plane
+
+    n, s = 24, 3
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    c = (s - 1) / 2  # block centres: coarse pixel (a, b) is the truth at (s a + c, s b + c)
+    wave = lambda x, y: 2 + np.cos(2 * np.pi * 2 * (x - c) / n) * np.sin(2 * np.pi * 3 * (y - c) / n)  # noqa: E731
+    coarse = make_coarse_in_plane(wave(i, j)[..., None], np.eye(4), s, made_by="fourier")
+    a, b = np.meshgrid(np.arange(n // s), np.arange(n // s), indexing="ij")
+    assert np.allclose(coarse.data[..., 0], wave(s * a + c, s * b + c), atol=1e-5)
+    smooth = ndimage.gaussian_filter(RNG.random((48, 36, 2)), 4).astype(np.float32)
+    blocks = make_coarse_in_plane(smooth, np.eye(4), 4).data
+    fourier = make_coarse_in_plane(smooth, np.eye(4), 4, made_by="fourier").data
+    unshifted = smooth[::4, ::4]
+    assert np.abs(fourier - blocks).max() < 0.5 * np.abs(unshifted - blocks).max()
+    with pytest.raises(ValueError, match="made_by"):
+        make_coarse_in_plane(smooth, np.eye(4), 4, made_by="bicubic")
+
 def test_mixed_profile_trains_on_both_shapes_and_validates_on_both(tmp_path):
     """--profile mixed: each training pair is the Gaussian's or the rectangle's degradation of
     its patch (both occur), validation holds both, and as one profile it is their mean."""

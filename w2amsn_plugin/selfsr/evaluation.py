@@ -1,7 +1,7 @@
 """Measuring self-sr against ground truth: an isotropic volume made thick along one axis, then
 super-resolved back and compared with the truth, next to cubic B-spline interpolation; and for
-the in-plane mode, a volume made coarse in its slice plane (block means), super-resolved back
-next to MATLAB-bicubic upsampling.
+the in-plane mode, a volume made coarse in its slice plane (block means or k-space truncation),
+super-resolved back next to MATLAB-bicubic upsampling.
 
 The thick volumes are made here with code independent of the training degradation
 (:mod:`.slice_profile`): a Gaussian profile by :func:`scipy.ndimage.gaussian_filter1d` and linear
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from .pipeline import SelfSRSettings
 
 __all__ = ["ThickScan", "make_thick", "cubic_baseline", "score_volume", "evaluate_made_thick",
-           "make_coarse_in_plane", "evaluate_made_coarse_in_plane"]
+           "IN_PLANE_MADE_BY", "make_coarse_in_plane",
+           "evaluate_made_coarse_in_plane"]
 
 #: the sidecar's numbers a quality result carries along
 _SIDECAR_KEYS = ("held_out", "self_consistency_psnr_fg", "iterations", "train_seconds", "total_seconds",
@@ -160,23 +161,48 @@ def evaluate_made_thick(truth_path: Path, factor: float, profile: str, settings:
     return result, views
 
 
-def make_coarse_in_plane(truth: np.ndarray, affine: np.ndarray, scale: int, slice_mm: float = 3.0
-                         ) -> ThickScan:
-    """Slices normal to the last axis made ``scale`` times coarser by the mean of each
-    ``scale x scale`` block (independent of the bicubic degradation the in-plane mode trains
-    on); the header declares ``slice_mm`` slices so that they are the scan's slice plane. The
-    truth is cropped to whole blocks."""
+#: how :func:`make_coarse_in_plane` makes slices coarse: name -> what the results call it
+IN_PLANE_MADE_BY = {"block": "{s}x{s} block mean", "fourier": "k-space truncation to 1/{s}"}
+
+
+def _fourier_coarse(truth: np.ndarray, scale: int) -> np.ndarray:
+    """Each slice (normal to the last axis) as a scanner acquires it at ``scale`` times the pixel
+    size: its Fourier transform truncated to the central ``1/scale`` of each in-plane axis. The
+    image is first shifted by ``(scale - 1) / 2`` pixels (a phase ramp) so that each coarse pixel
+    is centred on its ``scale x scale`` block, as with block means and MATLAB-bicubic."""
+    x, y = truth.shape[:2]
+    shift = (scale - 1) / 2
+    ramp = np.exp(2j * np.pi * shift * (np.fft.fftfreq(x)[:, None] + np.fft.fftfreq(y)[None, :]))
+    spectrum = np.fft.fftshift(np.fft.fft2(truth, axes=(0, 1)) * ramp[..., None], axes=(0, 1))
+    cx, cy = x // scale, y // scale
+    x0, y0 = x // 2 - cx // 2, y // 2 - cy // 2
+    kept = np.fft.ifftshift(spectrum[x0:x0 + cx, y0:y0 + cy], axes=(0, 1))
+    return np.real(np.fft.ifft2(kept, axes=(0, 1))) / scale ** 2
+
+
+def make_coarse_in_plane(truth: np.ndarray, affine: np.ndarray, scale: int, slice_mm: float = 3.0,
+                         made_by: str = "block") -> ThickScan:
+    """Slices normal to the last axis made ``scale`` times coarser, independently of the
+    bicubic degradation the in-plane mode trains on: by the mean of each ``scale x scale`` block
+    (``made_by="block"``) or by k-space truncation (``"fourier"``, :func:`_fourier_coarse`); the
+    header declares ``slice_mm`` slices so that they are the scan's slice plane. The truth is
+    cropped to whole blocks."""
+    if made_by not in IN_PLANE_MADE_BY:
+        raise ValueError(f"made_by must be one of {sorted(IN_PLANE_MADE_BY)}, got {made_by!r}")
     x, y = (truth.shape[0] // scale) * scale, (truth.shape[1] // scale) * scale
     truth = np.asarray(truth, dtype=np.float32)[:x, :y]
-    coarse = truth.reshape(x // scale, scale, y // scale, scale, -1).mean(axis=(1, 3))
+    if made_by == "block":
+        coarse = truth.reshape(x // scale, scale, y // scale, scale, -1).mean(axis=(1, 3))
+    else:
+        coarse = _fourier_coarse(truth, scale)
     lr_affine = upscaled_affine(affine, [1.0 / scale, 1.0 / scale, 1.0])
     lr_affine[:3, 2] *= slice_mm / np.linalg.norm(lr_affine[:3, 2])
     return ThickScan(coarse.astype(np.float32), lr_affine, truth, np.asarray(affine, dtype=np.float64))
 
 
-def evaluate_made_coarse_in_plane(truth_path: Path, scale: int, settings: SelfSRSettings, work: Path
-                                  ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """:func:`make_coarse_in_plane`, then ``self-sr --mode in-plane --scale`` with ``settings``
+def evaluate_made_coarse_in_plane(truth_path: Path, scale: int, settings: SelfSRSettings, work: Path,
+                                  made_by: str = "block") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """:func:`make_coarse_in_plane` (``made_by``), then ``self-sr --mode in-plane --scale`` with ``settings``
     and MATLAB-bicubic upsampling of each slice, both scored against the truth
     (:func:`score_volume`, slice axis last). Returns the scores with the run's sidecar numbers,
     and the middle slice of the input, bicubic, self-sr and truth."""
@@ -187,7 +213,7 @@ def evaluate_made_coarse_in_plane(truth_path: Path, scale: int, settings: SelfSR
     from .pipeline import run_self_sr
 
     img = nib.load(truth_path)
-    coarse = make_coarse_in_plane(img.get_fdata(dtype=np.float32), img.affine, scale)
+    coarse = make_coarse_in_plane(img.get_fdata(dtype=np.float32), img.affine, scale, made_by=made_by)
     work.mkdir(parents=True, exist_ok=True)
     scan = work / "coarse.nii.gz"
     nib.save(nib.Nifti1Image(coarse.data, coarse.affine), scan)
@@ -198,7 +224,8 @@ def evaluate_made_coarse_in_plane(truth_path: Path, scale: int, settings: SelfSR
     bicubic = bicubic_upsample(slices, scale).numpy().transpose(1, 2, 0)
     scores = {"bicubic": score_volume(bicubic, coarse.truth, 2), "self_sr": score_volume(sr, coarse.truth, 2)}
     result = {"volume": Path(truth_path).name, "mode": "in-plane", "scale": scale,
-              "made_by": f"{scale}x{scale} block mean", **scores, **{k: record[k] for k in _SIDECAR_KEYS}}
+              "made_by": IN_PLANE_MADE_BY[made_by].format(s=scale), **scores,
+              **{k: record[k] for k in _SIDECAR_KEYS}}
     mid = coarse.truth.shape[2] // 2
     views = {"input": coarse.data[:, :, mid], "bicubic": bicubic[:, :, mid], "self_sr": sr[:, :, mid],
              "truth": coarse.truth[:, :, mid]}
