@@ -31,10 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--made-by", choices=("block", "fourier"), default="block",
                         help="with --in-plane-scale: how the slices are made coarse, block means or "
                              "k-space truncation (a scanner's lower in-plane resolution)")
+    parser.add_argument("--degradation", choices=("bicubic", "kspace", "mixed"), default=None,
+                        help="with --in-plane-scale: the degradation self-sr trains on (its --degradation; "
+                             "default: its default)")
     parser.add_argument("--profile", choices=("gaussian", "rect"), default="gaussian",
                         help="profile the thick slices are made with")
     parser.add_argument("--assumed-profile", choices=("gaussian", "rect", "mixed"), default="gaussian",
                         help="profile self-sr is told (its --profile; default: its default)")
+    parser.add_argument("--thickness", type=float, default=None, metavar="T",
+                        help="slices T voxels thick (default: the factor; thinner leaves a gap)")
+    parser.add_argument("--assumed-thickness", type=float, default=None, metavar="MM",
+                        help="slice thickness self-sr is told (its --slice-thickness; default: its "
+                             "default, the spacing)")
     parser.add_argument("--axis", type=int, default=2, help="voxel axis made thick")
     parser.add_argument("--iters", type=int, default=None, help="training iterations (default: self-sr's)")
     parser.add_argument("--minutes", type=float, default=None,
@@ -46,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="training patch side in px (default: the recipe's)")
     parser.add_argument("--network", action="append", default=[], metavar="KEY=VALUE",
                         help="one W2AMSN option of the recipe's network (a YAML value), e.g. num_feat=32")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="bf16 autocast on or off (self-sr's --bf16/--no-bf16; default: where native)")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="warm start from this W2AMSN checkpoint (self-sr's --init)")
     parser.add_argument("--work", type=Path, required=True, help="folder for the thick volume and the run")
     parser.add_argument("--results", type=Path, default=None, help="JSON-lines file to append to")
     parser.add_argument("--figure", type=Path, default=None, help="PNG: input, cubic, self-sr, truth")
@@ -73,13 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         changes["network"] = {**DEFAULT_RECIPE.network,
                               **{key: yaml.safe_load(value) for key, _, value in pairs}}
     settings = SelfSRSettings(iters=args.iters, minutes=args.minutes, profile=args.assumed_profile,
-                              recipe=replace(DEFAULT_RECIPE, **changes))
+                              slice_thickness=args.assumed_thickness, init=args.init, bf16=args.bf16,
+                              recipe=replace(DEFAULT_RECIPE, **changes),
+                              **({"degradation": args.degradation} if args.degradation else {}))
     if args.in_plane_scale:
         result, views = evaluate_made_coarse_in_plane(args.volume, args.in_plane_scale, settings, args.work,
                                                       made_by=args.made_by)
     else:
         result, views = evaluate_made_thick(args.volume, args.factor, args.profile, settings, args.work,
-                                            args.axis)
+                                            args.axis, args.thickness)
     line = json.dumps(result)
     print(line)
     if args.results:

@@ -14,6 +14,7 @@ import yaml
 
 from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.inference.geometry import voxel_corners_world
+from w2amsn_plugin.selfsr.in_plane import DEFAULT_DEGRADATION
 
 SAMPLES = Path(__file__).resolve().parents[2] / "w2amsn_plugin" / "sample_data"
 COLIN = SAMPLES / "colin27_t1.nii.gz"
@@ -56,7 +57,8 @@ def test_bad_options(tmp_path, capsys):
     src = _save(tmp_path / "a.nii.gz", np.ones((16, 16, 8)), (1, 1, 3))
     for args, match in ((["--mode", "in-plane"], "--scale"), (["--iters", "0"], "--iters"),
                         (["--slice-thickness", "-1"], "--slice-thickness"),
-                        (["--init", tmp_path / "none.pth"], "not found")):
+                        (["--init", tmp_path / "none.pth"], "not found"),
+                        (["--degradation", "kspace"], "--mode in-plane")):
         code, _, err = _run(capsys, "-i", src, "-o", tmp_path / "o.nii.gz", *args)
         assert code == 2 and match in err and err.count("\n") == 1
 
@@ -225,19 +227,22 @@ def test_rerun_of_a_budget_resumes_its_seconds_and_init_warm_starts(tmp_path, ca
     assert side["weights"] in options  # BasicSR's path.pretrain_network_g
 
 
-def test_in_plane_mode_end_to_end(tmp_path, capsys):
+@pytest.mark.parametrize("degradation", [None, "kspace"])
+def test_in_plane_mode_end_to_end(tmp_path, capsys, degradation):
     """--mode in-plane --scale 2 writes a volume twice as fine in the slice plane, on the same
-    field of view, with the sidecar's bicubic reference."""
+    field of view, with the sidecar's degradation (the default or --degradation's)."""
     src, _ = _thick_colin(tmp_path, size=(32, 32, 24))
     out_path = tmp_path / "sr.nii.gz"
+    chosen = ["--degradation", degradation] if degradation else []
     code, _, err = _run(capsys, "-i", src, "-o", out_path, "--mode", "in-plane", "--scale", "2",
-                        "--iters", "2", "--workdir", tmp_path / "w")
+                        "--iters", "2", "--workdir", tmp_path / "w", *chosen)
     assert code == 0, err
     out, inp = nib.load(out_path), nib.load(src)
     assert out.shape == (inp.shape[0] * 2, inp.shape[1] * 2, inp.shape[2])
     assert np.allclose(voxel_corners_world(out.affine, out.shape), voxel_corners_world(inp.affine, inp.shape))
     side = json.loads(out_path.with_name("sr.json").read_text())
-    assert side["mode"] == "in-plane" and side["slice_profile"] == {"kind": "bicubic"}
+    assert side["mode"] == "in-plane" and side["slice_profile"] is None
+    assert side["degradation"] == (degradation or DEFAULT_DEGRADATION)
     assert side["network"]["upscale_axis"] == "both" and np.isfinite(side["held_out"]["gain_db"])
 
 
@@ -249,4 +254,4 @@ def test_in_plane_plan_picks_the_slice_axis(tmp_path, capsys, zooms, axis):
                         "--scale", "2", "--dry-run")
     plan = json.loads(out)
     assert code == 0 and plan["coarse_axis"] == axis and plan["network_factor"] == 2
-    assert plan["slice_profile"] is None
+    assert plan["slice_profile"] is None and plan["degradation"] == DEFAULT_DEGRADATION

@@ -122,6 +122,34 @@ def test_in_plane_pairs_are_bicubic(tmp_path):
     assert np.allclose(item["lq"][0].numpy(), bicubic_downscale(vol[:, :, 5], 2), atol=1e-6)
 
 
+def test_in_plane_kspace_pairs_are_block_centred_truncations(tmp_path):
+    """--degradation kspace: a band-limited slice comes back as its samples at the blocks'
+    centres (the central 1/k of k-space kept, each coarse pixel centred on its k x k block);
+    mixed trains on both degradations and validates on both; an unknown one is refused."""
+    from w2amsn_plugin.data.degradations import bicubic_downscale
+    from w2amsn_plugin.selfsr.in_plane import degrade_in_plane
+
+    n, k = 24, 2
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    c = (k - 1) / 2
+    wave = lambda x, y: 0.5 + 0.3 * np.cos(2 * np.pi * 3 * (x - c) / n) * np.cos(2 * np.pi * 2 * (y - c) / n)  # noqa: E731
+    (lr,) = degrade_in_plane(wave(i, j)[None], k, "kspace")
+    a, b = np.meshgrid(np.arange(n // k), np.arange(n // k), indexing="ij")
+    assert np.allclose(lr[0], wave(k * a + c, k * b + c), atol=1e-6)
+    vol = _phantom((40, 36, 12))
+    val = SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "val", k=2, degradation="mixed"))
+    assert len(val) == 2 * 2  # two held-out slices, each degraded both ways
+    lqs = [val[i]["lq"][0].numpy() for i in range(len(val))]
+    bicubic = bicubic_downscale(vol[:, :, 5], 2)
+    assert any(np.allclose(lq, bicubic, atol=1e-6) for lq in lqs)
+    assert sum(np.allclose(lq, bicubic, atol=1e-6) for lq in lqs) == 1
+    train = SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "train", k=2, degradation="kspace"))
+    item = train[0]
+    assert item["gt"].shape == (1, 16, 16) and item["lq"].shape == (1, 8, 8)
+    with pytest.raises(ValueError, match="degradation"):
+        SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "train", k=2, degradation="box"))
+
+
 def test_measured_profile_file(tmp_path):
     np.save(tmp_path / "p.npy", np.array([0.0, 1.0, 2.0, 1.0, 0.0]))
     prof = load_profile(tmp_path / "p.npy", 1.0)
@@ -154,7 +182,6 @@ def test_coarse_in_plane_volume_is_block_means_on_the_slice_plane():
     assert coarse.data.shape == (4, 3, 5) and coarse.truth.shape == (8, 6, 5)
     assert np.isclose(coarse.data[1, 2, 3], truth[2:4, 4:6, 3].mean())
     assert np.allclose(voxel_spacings(coarse.affine), [2.0, 2.0, 3.0])
-
 
 
 def test_coarse_in_plane_by_kspace_truncation_keeps_the_low_frequencies_block_centred():

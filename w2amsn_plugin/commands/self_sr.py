@@ -22,6 +22,7 @@ _PROG = "w2amsn self-sr"
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options of ``w2amsn self-sr``."""
     from ..selfsr.experiment import DEFAULT_RECIPE
+    from ..selfsr.in_plane import DEFAULT_DEGRADATION, IN_PLANE_DEGRADATIONS
 
     add = parser.add_argument
     add("-i", "--input", required=True, type=Path, help="the scan: any 3-D volume nibabel reads")
@@ -31,6 +32,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="through-plane: make the coarse axis as fine as the slice plane (default); "
         "in-plane: refine the slice plane --scale times")
     add("--scale", type=int, default=None, help="in-plane factor (--mode in-plane)")
+    add("--degradation", choices=IN_PLANE_DEGRADATIONS, default=None,
+        help="--mode in-plane: how the slices are made coarser to train on: MATLAB-bicubic, k-space "
+        f"truncation (an MR scanner's smaller matrix), or both (default: {DEFAULT_DEGRADATION})")
     add("--slice-thickness", type=float, default=None, metavar="MM",
         help="slice thickness in mm (default: the slice spacing; less than it is a gap)")
     add("--profile", choices=("gaussian", "rect", "mixed"), default="gaussian",
@@ -71,10 +75,13 @@ def _settings(args: argparse.Namespace):
     if args.mode == "in-plane" and (args.slice_thickness or args.slice_profile):
         raise SelfSRError("--slice-thickness/--slice-profile describe the slice axis: "
                           "through-plane mode only")
+    if args.mode == "through-plane" and args.degradation:
+        raise SelfSRError("--degradation is for --mode in-plane (the through-plane mode's is --profile)")
+    degradation = {"degradation": args.degradation} if args.degradation else {}
     return SelfSRSettings(mode=args.mode, scale=args.scale, slice_thickness=args.slice_thickness,
                           profile=args.profile, profile_file=args.slice_profile, iters=args.iters,
                           minutes=args.minutes, init=args.init, device=args.device,
-                          workdir=args.workdir, combine=args.combine, bf16=args.bf16)
+                          workdir=args.workdir, combine=args.combine, bf16=args.bf16, **degradation)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -35,8 +35,8 @@ __all__ = ["ThickScan", "make_thick", "cubic_baseline", "score_volume", "evaluat
            "evaluate_made_coarse_in_plane"]
 
 #: the sidecar's numbers a quality result carries along
-_SIDECAR_KEYS = ("held_out", "self_consistency_psnr_fg", "iterations", "train_seconds", "total_seconds",
-                 "cpu_seconds", "threads", "load_average", "network")
+_SIDECAR_KEYS = ("held_out", "self_consistency_psnr_fg", "iterations", "bf16", "train_seconds",
+                 "total_seconds", "cpu_seconds", "threads", "load_average", "network")
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,10 @@ def score_volume(estimate: np.ndarray, truth: np.ndarray, axis: int) -> dict[str
 
 
 def evaluate_made_thick(truth_path: Path, factor: float, profile: str, settings: SelfSRSettings,
-                        work: Path, axis: int = 2) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Make the isotropic volume at ``truth_path`` thick along ``axis`` (:func:`make_thick`),
+                        work: Path, axis: int = 2, thickness: float | None = None
+                        ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Make the isotropic volume at ``truth_path`` thick along ``axis`` (:func:`make_thick`, slices
+    ``thickness`` voxels thick, default ``factor``: thinner leaves a gap between slices),
     run self-sr on it with ``settings`` (workdir under ``work``), and score self-sr (mean and
     FBA combinations), one orientation alone and cubic interpolation against the truth. Returns
     the scores with the run's sidecar numbers, and the middle slice (normal to the first other
@@ -134,7 +136,7 @@ def evaluate_made_thick(truth_path: Path, factor: float, profile: str, settings:
     from .pipeline import run_self_sr
 
     img = nib.load(truth_path)
-    thick = make_thick(img.get_fdata(dtype=np.float32), img.affine, axis, factor, profile)
+    thick = make_thick(img.get_fdata(dtype=np.float32), img.affine, axis, factor, profile, thickness)
     work.mkdir(parents=True, exist_ok=True)
     scan = work / "thick.nii.gz"
     nib.save(nib.Nifti1Image(thick.data, thick.affine), scan)
@@ -153,7 +155,9 @@ def evaluate_made_thick(truth_path: Path, factor: float, profile: str, settings:
               "self_sr_fba": score_volume(to_volume(combine(estimates, "fba")), thick.truth, axis),
               "one_orientation": score_volume(to_volume(estimates[0]), thick.truth, axis)}
     result = {"volume": Path(truth_path).name, "factor": factor, "profile": profile,
-              "assumed_profile": settings.profile, **scores, **{k: record[k] for k in _SIDECAR_KEYS}}
+              "thickness": factor if thickness is None else thickness,
+              "assumed_profile": settings.profile, "assumed_thickness_mm": settings.slice_thickness,
+              **scores, **{k: record[k] for k in _SIDECAR_KEYS}}
     across = next(ax for ax in range(3) if ax != axis)
     mid = thick.truth.shape[across] // 2
     views = {name: np.take(vol, mid, axis=across) for name, vol in
@@ -224,7 +228,8 @@ def evaluate_made_coarse_in_plane(truth_path: Path, scale: int, settings: SelfSR
     bicubic = bicubic_upsample(slices, scale).numpy().transpose(1, 2, 0)
     scores = {"bicubic": score_volume(bicubic, coarse.truth, 2), "self_sr": score_volume(sr, coarse.truth, 2)}
     result = {"volume": Path(truth_path).name, "mode": "in-plane", "scale": scale,
-              "made_by": IN_PLANE_MADE_BY[made_by].format(s=scale), **scores,
+              "made_by": IN_PLANE_MADE_BY[made_by].format(s=scale), "degradation": record["degradation"],
+              **scores,
               **{k: record[k] for k in _SIDECAR_KEYS}}
     mid = coarse.truth.shape[2] // 2
     views = {"input": coarse.data[:, :, mid], "bicubic": bicubic[:, :, mid], "self_sr": sr[:, :, mid],

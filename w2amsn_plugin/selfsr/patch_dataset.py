@@ -8,8 +8,9 @@ Options (besides BasicSR's ``name``, ``type``, ``phase``, loader keys):
 - ``spacing`` (list[float]): voxel sizes (mm); the last one is the slice spacing.
 - ``scale`` (int): the network's factor k.
 - ``degradation`` (str): ``'slice_profile'`` (through-plane mode: blur with ``profile`` and
-  subsample along one in-plane axis, :mod:`.training_pairs`) or ``'bicubic'`` (in-plane mode:
-  MATLAB-bicubic /k of both axes, the degradation of the paper's section IV-A).
+  subsample along one in-plane axis, :mod:`.training_pairs`) or one of the in-plane mode's
+  degradations of both axes /k (:data:`~.in_plane.IN_PLANE_DEGRADATIONS`: ``'bicubic'``, the
+  degradation of the paper's section IV-A, ``'kspace'`` or ``'mixed'``, :mod:`.in_plane`).
 - ``profile`` (dict): :class:`~.slice_profile.SliceProfile` fields (``kind``, ``thickness``,
   and ``samples``/``sample_mm`` for a measured profile). A ``mixed`` profile blurs each training
   patch with the Gaussian or the rectangle at random, and validates on both.
@@ -23,7 +24,7 @@ Options (besides BasicSR's ``name``, ``type``, ``phase``, loader keys):
 - ``background_weight`` (float, 0.1).
 - ``use_hflip``, ``use_vflip`` (bool, True): random flips of the pair (a flip of the degraded
   axis keeps the pair consistent: the profile is symmetric and centred); ``use_rot`` (bool,
-  True, in-plane mode only): random transposes too (its degradation treats both axes alike).
+  True, in-plane mode only): random transposes too (its degradations treat both axes alike).
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from scipy import ndimage
 from torch.utils import data
 
-from ..data.degradations import bicubic_downscale
+from .in_plane import IN_PLANE_DEGRADATIONS, degrade_in_plane
 from .slice_profile import SliceProfile
 from .training_pairs import build_pairs
 
@@ -44,12 +45,15 @@ __all__ = ["SelfSRPatchDataset"]
 
 def _stacks(opt: dict[str, Any], volume: np.ndarray) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
     """Per orientation: the fine stack and its low-resolution sources, one per training profile
-    (all-phase blurred rows in the through-plane mode, the bicubic LR stack in the in-plane mode)."""
+    (all-phase blurred rows in the through-plane mode, the LR stacks in the in-plane mode)."""
     k = int(opt["scale"])
-    if opt.get("degradation", "slice_profile") == "bicubic":
+    degradation = opt.get("degradation", "slice_profile")
+    if degradation in IN_PLANE_DEGRADATIONS:
         h, w = (volume.shape[0] // k) * k, (volume.shape[1] // k) * k
         hr = np.ascontiguousarray(volume[:h, :w].transpose(2, 0, 1))
-        return [hr], [[bicubic_downscale(hr, k).astype(np.float32)]]
+        return [hr], [degrade_in_plane(hr, k, degradation)]
+    if degradation != "slice_profile":
+        raise ValueError(f"SelfSRPatchDataset: unknown degradation {degradation!r}")
     spacing = [float(v) for v in opt["spacing"]]
     profile = SliceProfile(**{key: (tuple(v) if key == "samples" else v)
                               for key, v in opt["profile"].items()})
@@ -66,7 +70,8 @@ class SelfSRPatchDataset(data.Dataset):
         super().__init__()
         self.opt = opt
         self.scale = int(opt["scale"])
-        self.bicubic = opt.get("degradation", "slice_profile") == "bicubic"
+        #: in-plane mode: both axes are k times coarser (else only the rows, through-plane)
+        self.in_plane = opt.get("degradation", "slice_profile") in IN_PLANE_DEGRADATIONS
         volume = np.load(opt["volume"], mmap_mode="r")
         if volume.ndim != 3:
             raise ValueError(f"SelfSRPatchDataset: {opt['volume']} is not a 3-D array")
@@ -87,7 +92,7 @@ class SelfSRPatchDataset(data.Dataset):
             cols = min(hr.shape[2] for hr in self.hr)
             # one patch shape for every orientation (they batch), whole LR pixels
             self.patch = (min(self.gt_size, rows - rows % k),
-                          min(self.gt_size, cols - cols % k if self.bicubic else cols))
+                          min(self.gt_size, cols - cols % k if self.in_plane else cols))
             self._cdf = [self._patch_cdf(hr) for hr in self.hr]
 
     # -- where patches come from ----------------------------------------------------------------
@@ -117,7 +122,7 @@ class SelfSRPatchDataset(data.Dataset):
         zi, rem = divmod(flat, n_rows * n_cols)
         r0, c0 = divmod(rem, n_cols)
         z = self.slices[zi]
-        if self.bicubic:  # corners on the LR grid
+        if self.in_plane:  # corners on the LR grid
             r0, c0 = r0 // k, c0 // k
             gt = hr[z, r0 * k:r0 * k + ph, c0 * k:c0 * k + pw]
             lq = lr[z, r0:r0 + ph // k, c0:c0 + pw // k]
@@ -128,7 +133,7 @@ class SelfSRPatchDataset(data.Dataset):
             gt, lq = gt[:, ::-1], lq[:, ::-1]
         if self.opt.get("use_vflip", True) and np.random.random_sample() < 0.5:
             gt, lq = gt[::-1], lq[::-1]
-        if self.bicubic and self.opt.get("use_rot", True) and np.random.random_sample() < 0.5:
+        if self.in_plane and self.opt.get("use_rot", True) and np.random.random_sample() < 0.5:
             gt, lq = gt.T, lq.T
         return self._item(lq, gt, f"o{o}_z{z}_r{r0}_c{c0}", int(z))
 
@@ -137,7 +142,7 @@ class SelfSRPatchDataset(data.Dataset):
         o, source = divmod(pair, len(self.lr[0]))
         z, k = int(self.slices[zi]), self.scale
         hr, lr = self.hr[o][z], self.lr[o][source][z]
-        if self.bicubic:
+        if self.in_plane:
             gt, lq = hr, lr
         else:
             rows = hr.shape[0] // k

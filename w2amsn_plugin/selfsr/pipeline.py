@@ -5,8 +5,9 @@ Through-plane mode (default; SMORE, Zhao et al., Magn. Reson. Imaging 2019 and I
 the one-axis W²AMSN learns to undo the slice profile along an in-plane axis and is applied to the
 two through-plane orientations (:mod:`.through_plane`), combined (:mod:`.combine`) and resampled
 once onto the output grid (:mod:`.geometry`). In-plane mode (``--mode in-plane --scale S``): the
-two-axis W²AMSN learns MATLAB-bicubic /S of the scan's own slices (zero-shot SR) and is applied to
-the same slices, refining both in-plane axes S times.
+two-axis W²AMSN learns a degradation /S of the scan's own slices (zero-shot SR; MATLAB-bicubic,
+k-space truncation or both, :mod:`.in_plane`) and is applied to the same slices, refining both
+in-plane axes S times.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from .combine import combine
 from .errors import SelfSRError
 from .experiment import DEFAULT_RECIPE, Recipe, self_sr_options
 from .geometry import ScanGeometry, scan_geometry, voxel_spacings
+from .in_plane import DEFAULT_DEGRADATION, IN_PLANE_DEGRADATIONS, degrade_in_plane
 from .scores import held_out_scores, self_consistency
 from .slice_profile import SliceProfile, load_profile
 from .through_plane import super_resolve_orientations
@@ -60,6 +62,8 @@ class SelfSRSettings:
     slice_thickness: float | None = None
     profile: str = "gaussian"
     profile_file: Path | None = None
+    #: in-plane mode: how the slices are made coarser to train on (:mod:`.in_plane`)
+    degradation: str = DEFAULT_DEGRADATION
     iters: int | None = None
     minutes: float | None = None
     init: Path | None = None
@@ -82,8 +86,11 @@ class Plan:
     net_factor: int
     geometry: ScanGeometry | None
     profile: SliceProfile | None
+    #: in-plane mode's degradation (None in the through-plane mode)
+    degradation: str | None
     network: dict[str, Any]
-    iterations: int
+    #: training iterations; None under a time budget (``minutes``: :func:`.budget.plan_minutes`)
+    iterations: int | None
     minutes: float | None
     val_slices: list[int]
     workdir: Path
@@ -94,8 +101,9 @@ class Plan:
                 "coarse_axis": self.axis, "factor": self.factor, "network_factor": self.net_factor,
                 "geometry": self.geometry.to_json() if self.geometry else None,
                 "slice_profile": self.profile.to_json() if self.profile else None,
+                "degradation": self.degradation,
                 "network": self.network,
-                "iterations": self.iterations if self.iterations > 0 else None,
+                "iterations": self.iterations,
                 "minutes": self.minutes,
                 "val_slices": self.val_slices, "workdir": str(self.workdir), "experiment": self.name}
 
@@ -159,6 +167,9 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
         spacing = voxel_spacings(affine)
         # the slice axis: the largest spacing; among equal ones (an isotropic scan) the last axis
         axis = int(np.flatnonzero(spacing >= spacing.max() * (1 - 1e-3))[-1])
+        if settings.degradation not in IN_PLANE_DEGRADATIONS:
+            raise SelfSRError(f"--degradation must be one of {IN_PLANE_DEGRADATIONS}, "
+                              f"got {settings.degradation!r}")
         geo, profile, factor, k = None, None, float(scale), int(scale)
         if min(s for ax, s in enumerate(shape) if ax != axis) < 8 * k:
             raise SelfSRError(f"{input_path}: slices of {tuple(shape)} are too small for x{k}")
@@ -170,16 +181,15 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
     name = (f"SelfSR_{'TP' if settings.mode == 'through-plane' else 'IP'}_W2AMSN_x{k}"
             f"_a{network['num_feat']}t{network['num_block']}_{budget}_B{recipe.batch}_{tag}")
     workdir = settings.workdir or output_path.parent / f".{output_path.name}.self-sr"
-    if minutes is not None:
-        iterations = -1  # the time budget decides (:func:`.budget.plan_minutes`)
-    return Plan(input_path, output_path, settings.mode, axis, factor, k, geo, profile, network,
-                iterations, minutes, _val_slices(n_slices), Path(workdir), name)
+    degradation = settings.degradation if settings.mode == "in-plane" else None
+    return Plan(input_path, output_path, settings.mode, axis, factor, k, geo, profile, degradation, network,
+                iterations if minutes is None else None, minutes, _val_slices(n_slices), Path(workdir), name)
 
 
 def _dataset_opt(plan: Plan, scan_file: Path, spacing: list[float]) -> dict[str, Any]:
     opt: dict[str, Any] = {"volume": str(scan_file), "spacing": spacing}
     if plan.mode == "in-plane":
-        return {**opt, "degradation": "bicubic"}
+        return {**opt, "degradation": plan.degradation}
     profile = plan.profile.to_json()
     fields = {"kind": profile["kind"], "thickness": profile["thickness_mm"]}
     if "samples" in profile:
@@ -230,7 +240,7 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
         seconds=seconds)
     options_file = plan.workdir / f"{plan.name}.yml"
     seconds, resumed = None, False
-    if plan.iterations > 0:
+    if plan.iterations is not None:
         options, expected = make(plan.iterations), plan.iterations
     elif options_file.is_file():  # a rerun resumes the schedule first planned
         options, resumed = yaml.safe_load(options_file.read_text(encoding="utf-8")), True
@@ -271,18 +281,18 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
         k = plan.net_factor
         sr = super_resolve_volume(scan, net, k, plane_axis=2, device=device, bf16=settings.bf16,
                                   progress=progress)
-        from ..data.degradations import bicubic_downscale
         from .scores import volume_psnr_fg
 
-        again = bicubic_downscale(sr.transpose(2, 0, 1), k).transpose(1, 2, 0)
-        consistency = volume_psnr_fg(again, scan)
+        again = np.mean(degrade_in_plane(sr.transpose(2, 0, 1), k, plan.degradation), axis=0)
+        consistency = volume_psnr_fg(again.transpose(1, 2, 0), scan)
         scales = [1.0 if ax == plan.axis else float(k) for ax in range(3)]
     out = np.moveaxis(sr, 2, plan.axis) * np.float32(hi - lo) + np.float32(lo)
     record = {
         "mode": plan.mode, "input_shape": list(data.shape), "output_shape": list(out.shape),
         "coarse_axis": plan.axis, "factor": plan.factor, "network_factor": plan.net_factor,
         "voxel_scales": scales,
-        "slice_profile": plan.profile.to_json() if plan.profile else {"kind": "bicubic"},
+        "slice_profile": plan.profile.to_json() if plan.profile else None,
+        "degradation": plan.degradation,
         "geometry": plan.geometry.to_json() if plan.geometry else None,
         "combine": settings.combine if one_axis else None,
         "network": options["network_g"], "iterations": iterations, "budget_minutes": plan.minutes,

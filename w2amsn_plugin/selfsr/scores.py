@@ -24,8 +24,8 @@ from .training_pairs import resample_axis
 __all__ = ["held_out_scores", "self_consistency", "volume_psnr_fg"]
 
 
-def _upsample_rows(lq: np.ndarray, factor: int, bicubic: bool) -> np.ndarray:
-    if bicubic:
+def _upsample_rows(lq: np.ndarray, factor: int, in_plane: bool) -> np.ndarray:
+    if in_plane:  # the in-plane mode's reference: bicubic upsampling of both axes
         from ..data.degradations import bicubic_upsample
 
         return bicubic_upsample(torch.from_numpy(lq)[None], factor)[0].numpy()
@@ -43,7 +43,7 @@ def held_out_scores(net: torch.nn.Module, dataset_opt: dict[str, Any], device: s
         item = data[i]
         lq, gt = item["lq"], item["gt"][0].numpy()
         sr = net(lq[None].to(device)).float().clamp(0, 1)[0, 0].cpu().numpy()
-        ref = np.clip(_upsample_rows(lq[0].numpy(), data.scale, data.bicubic), 0, 1)
+        ref = np.clip(_upsample_rows(lq[0].numpy(), data.scale, data.in_plane), 0, 1)
         ours.append(calculate_psnr_fg(sr, gt))
         cubic.append(calculate_psnr_fg(ref, gt))
     ours_mean, cubic_mean = float(np.nanmean(ours)), float(np.nanmean(cubic))
