@@ -204,6 +204,7 @@ def test_rerun_of_a_budget_resumes_its_seconds_and_init_warm_starts(tmp_path, ca
     assert code == 0, err
     side = json.loads((tmp_path / "a.json").read_text())
     assert side["budget_minutes"] == 0.01 and side["train_budget_seconds"] > 0
+    assert 0 < side["probe_step_seconds"] < side["train_budget_seconds"]
     assert side["iterations"] >= 1 and "about" in err and "of training left" in err
     options = yaml.safe_load(Path(side["options"]).read_text())
     assert options["train"]["scheduler"]["type"] == "TimedCosineLR"
@@ -213,6 +214,7 @@ def test_rerun_of_a_budget_resumes_its_seconds_and_init_warm_starts(tmp_path, ca
     assert "as first planned" in err
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["train_budget_seconds"] == side["train_budget_seconds"]
+    assert again["probe_step_seconds"] is None  # no new probe
     # resumed from the newest checkpoint with the seconds it had left: about as many iterations
     # as the first run in all, not that many more
     freq = options["logger"]["save_checkpoint_freq"]
@@ -223,6 +225,7 @@ def test_rerun_of_a_budget_resumes_its_seconds_and_init_warm_starts(tmp_path, ca
     side_b = json.loads((tmp_path / "b.json").read_text())
     assert side_b["init"] == side["weights"] and side_b["network"]["num_feat"] == side["network"]["num_feat"]
     assert side_b["iterations"] == 2 and side_b["train_budget_seconds"] is None
+    assert side_b["probe_step_seconds"] is None
     options = (Path(side_b["options"])).read_text()
     assert side["weights"] in options  # BasicSR's path.pretrain_network_g
 

@@ -239,7 +239,7 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
         bf16="auto" if settings.bf16 is None else settings.bf16, num_gpu=int(device.startswith("cuda")),
         seconds=seconds)
     options_file = plan.workdir / f"{plan.name}.yml"
-    seconds, resumed = None, False
+    seconds, resumed, step = None, False, None
     if plan.iterations is not None:
         options, expected = make(plan.iterations), plan.iterations
     elif options_file.is_file():  # a rerun resumes the schedule first planned
@@ -249,7 +249,7 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
     else:
         budget = plan_minutes(plan.minutes, make(1), scan.size * (2 if one_axis else 1), device,
                               spent=time.perf_counter() - t_start)
-        seconds, expected = budget.seconds, budget.iterations
+        seconds, expected, step = budget.seconds, budget.iterations, budget.step
         options = make(expected, seconds)
         say(f"{plan.minutes:g} minutes: {seconds / 60:.1f} min of training "
             f"(about {expected} iterations on this machine)")
@@ -296,7 +296,7 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
         "geometry": plan.geometry.to_json() if plan.geometry else None,
         "combine": settings.combine if one_axis else None,
         "network": options["network_g"], "iterations": iterations, "budget_minutes": plan.minutes,
-        "train_budget_seconds": seconds,
+        "train_budget_seconds": seconds, "probe_step_seconds": step,
         "bf16": device_caps.resolve_bf16(settings.bf16, device),
         "init": str(settings.init) if settings.init else None,
         "intensity_window": [lo, hi], "val_slices": plan.val_slices,
