@@ -27,23 +27,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="slice spacing / voxel size (through-plane mode)")
     parser.add_argument("--in-plane-scale", type=int, default=None, metavar="S",
                         help="measure the in-plane mode instead: the slice plane made S times coarser "
-                        "by block means, then self-sr --mode in-plane --scale S against bicubic")
-    parser.add_argument("--made-by", choices=("block", "fourier"), default="block",
+                        "(--made-by), then self-sr --mode in-plane --scale S against bicubic")
+    parser.add_argument("--made-by", choices=("block", "fourier"), default=None,
                         help="with --in-plane-scale: how the slices are made coarse, block means or "
-                             "k-space truncation (a scanner's lower in-plane resolution)")
+                             "k-space truncation (a scanner's lower in-plane resolution) (default: block)")
     parser.add_argument("--degradation", choices=("bicubic", "kspace", "mixed"), default=None,
                         help="with --in-plane-scale: the degradation self-sr trains on (its --degradation; "
                              "default: its default)")
-    parser.add_argument("--profile", choices=("gaussian", "rect"), default="gaussian",
-                        help="profile the thick slices are made with")
-    parser.add_argument("--assumed-profile", choices=("gaussian", "rect", "mixed"), default="gaussian",
-                        help="profile self-sr is told (its --profile; default: its default)")
+    parser.add_argument("--profile", choices=("gaussian", "rect"), default=None,
+                        help="profile the thick slices are made with (default: gaussian)")
+    parser.add_argument("--assumed-profile", choices=("gaussian", "rect", "mixed"), default=None,
+                        help="profile self-sr is told (its --profile; default: its default, gaussian)")
     parser.add_argument("--thickness", type=float, default=None, metavar="T",
-                        help="slices T voxels thick (default: the factor; thinner leaves a gap)")
+                        help="slices T voxels of the truth thick (default: the factor; thinner leaves "
+                             "a gap)")
     parser.add_argument("--assumed-thickness", type=float, default=None, metavar="MM",
-                        help="slice thickness self-sr is told (its --slice-thickness; default: its "
-                             "default, the spacing)")
-    parser.add_argument("--axis", type=int, default=2, help="voxel axis made thick")
+                        help="slice thickness in mm self-sr is told (its --slice-thickness; default: "
+                             "its default, the spacing)")
+    parser.add_argument("--axis", type=int, default=None, help="voxel axis made thick (default: 2)")
     parser.add_argument("--iters", type=int, default=None, help="training iterations (default: self-sr's)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="wall-time budget instead of --iters (self-sr's --minutes)")
@@ -66,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --factor (through-plane) or --in-plane-scale (in-plane), one of them")
     if args.figure and args.in_plane_scale:
         parser.error("--figure draws the through-plane view; not with --in-plane-scale")
+    mode_only = {"--in-plane-scale": ("made_by", "degradation"),
+                 "--factor": ("profile", "assumed_profile", "thickness", "assumed_thickness", "axis")}
+    other = "--factor" if args.in_plane_scale else "--in-plane-scale"
+    given = [name for name in mode_only[other] if getattr(args, name) is not None]
+    if given:
+        parser.error(f"--{given[0].replace('_', '-')} goes with {other}, not with the other mode")
+    if args.thickness is not None and not args.thickness > 0:
+        parser.error(f"--thickness must be positive, got {args.thickness}")
 
     import numpy as np
     import yaml
@@ -84,16 +93,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--network takes KEY=VALUE")
         changes["network"] = {**DEFAULT_RECIPE.network,
                               **{key: yaml.safe_load(value) for key, _, value in pairs}}
-    settings = SelfSRSettings(iters=args.iters, minutes=args.minutes, profile=args.assumed_profile,
+    settings = SelfSRSettings(iters=args.iters, minutes=args.minutes,
+                              profile=args.assumed_profile or "gaussian",
                               slice_thickness=args.assumed_thickness, init=args.init, bf16=args.bf16,
-                              recipe=replace(DEFAULT_RECIPE, **changes),
-                              **({"degradation": args.degradation} if args.degradation else {}))
+                              recipe=replace(DEFAULT_RECIPE, **changes), degradation=args.degradation)
     if args.in_plane_scale:
         result, views = evaluate_made_coarse_in_plane(args.volume, args.in_plane_scale, settings, args.work,
-                                                      made_by=args.made_by)
+                                                      made_by=args.made_by or "block")
     else:
-        result, views = evaluate_made_thick(args.volume, args.factor, args.profile, settings, args.work,
-                                            args.axis, args.thickness)
+        result, views = evaluate_made_thick(args.volume, args.factor, args.profile or "gaussian", settings,
+                                            args.work, 2 if args.axis is None else args.axis, args.thickness)
     line = json.dumps(result)
     print(line)
     if args.results:
@@ -120,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                       interpolation="nearest")
             ax.set_title(title, fontsize=10)
             ax.axis("off")
-        fig.suptitle(f"{args.volume.name}: x{args.factor:g} {args.profile} slices, through-plane view "
+        made = args.profile or "gaussian"
+        fig.suptitle(f"{args.volume.name}: x{args.factor:g} {made} slices, through-plane view "
                      "(foreground PSNR of the whole volume)", fontsize=10)
         write_figure(fig, args.figure)
     return 0

@@ -204,7 +204,7 @@ def test_rerun_of_a_budget_resumes_its_seconds_and_init_warm_starts(tmp_path, ca
     assert code == 0, err
     side = json.loads((tmp_path / "a.json").read_text())
     assert side["budget_minutes"] == 0.01 and side["train_budget_seconds"] > 0
-    assert 0 < side["probe_step_seconds"] < side["train_budget_seconds"]
+    assert side["probe_step_seconds"] > 0
     assert side["iterations"] >= 1 and "about" in err and "of training left" in err
     options = yaml.safe_load(Path(side["options"]).read_text())
     assert options["train"]["scheduler"]["type"] == "TimedCosineLR"
@@ -246,6 +246,8 @@ def test_in_plane_mode_end_to_end(tmp_path, capsys, degradation):
     side = json.loads(out_path.with_name("sr.json").read_text())
     assert side["mode"] == "in-plane" and side["slice_profile"] is None
     assert side["degradation"] == (degradation or DEFAULT_DEGRADATION)
+    datasets = yaml.safe_load(Path(side["options"]).read_text())["datasets"]
+    assert datasets["train"]["degradation"] == datasets["val"]["degradation"] == side["degradation"]
     assert side["network"]["upscale_axis"] == "both" and np.isfinite(side["held_out"]["gain_db"])
 
 

@@ -122,32 +122,69 @@ def test_in_plane_pairs_are_bicubic(tmp_path):
     assert np.allclose(item["lq"][0].numpy(), bicubic_downscale(vol[:, :, 5], 2), atol=1e-6)
 
 
-def test_in_plane_kspace_pairs_are_block_centred_truncations(tmp_path):
+@pytest.mark.parametrize("n", [24, 30])  # an even and an odd coarse size (12, 15)
+def test_in_plane_kspace_degradation_is_a_block_centred_truncation(n):
     """--degradation kspace: a band-limited slice comes back as its samples at the blocks'
-    centres (the central 1/k of k-space kept, each coarse pixel centred on its k x k block);
-    mixed trains on both degradations and validates on both; an unknown one is refused."""
-    from w2amsn_plugin.data.degradations import bicubic_downscale
-    from w2amsn_plugin.selfsr.in_plane import degrade_in_plane
+    centres (the central 1/k of k-space kept, each coarse pixel centred on its k x k block),
+    for any leading shape; an unknown degradation is refused."""
+    from w2amsn_plugin.selfsr.in_plane import degrade_in_plane, kspace_downscale
 
-    n, k = 24, 2
+    k = 2
     i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     c = (k - 1) / 2
-    wave = lambda x, y: 0.5 + 0.3 * np.cos(2 * np.pi * 3 * (x - c) / n) * np.cos(2 * np.pi * 2 * (y - c) / n)  # noqa: E731
-    (lr,) = degrade_in_plane(wave(i, j)[None], k, "kspace")
+    wave = lambda x, y: 0.5 + 0.3 * np.cos(2 * np.pi * 3 * (x - c) / n) * np.cos(2 * np.pi * 2 * (y - c) / n)  # noqa: E501,E731
+    (lr,) = degrade_in_plane(np.stack([wave(i, j)] * 11), k, "kspace")  # 11 slices: chunks of 8
     a, b = np.meshgrid(np.arange(n // k), np.arange(n // k), indexing="ij")
-    assert np.allclose(lr[0], wave(k * a + c, k * b + c), atol=1e-6)
+    assert lr.shape == (11, n // k, n // k) and np.allclose(lr, wave(k * a + c, k * b + c), atol=1e-6)
+    assert np.allclose(kspace_downscale(wave(i, j), k), lr[0], atol=1e-6)  # a single 2-D slice
+    with pytest.raises(ValueError, match="one of"):
+        degrade_in_plane(wave(i, j)[None], k, "box")
+
+
+def test_in_plane_mixed_trains_and_validates_on_both_degradations(tmp_path):
+    """--degradation mixed: the held-out slices come degraded both ways, and training patches
+    are cut from both low-resolution stacks."""
+    from w2amsn_plugin.data.degradations import bicubic_downscale
+    from w2amsn_plugin.selfsr.in_plane import kspace_downscale
+
     vol = _phantom((40, 36, 12))
     val = SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "val", k=2, degradation="mixed"))
     assert len(val) == 2 * 2  # two held-out slices, each degraded both ways
-    lqs = [val[i]["lq"][0].numpy() for i in range(len(val))]
-    bicubic = bicubic_downscale(vol[:, :, 5], 2)
-    assert any(np.allclose(lq, bicubic, atol=1e-6) for lq in lqs)
-    assert sum(np.allclose(lq, bicubic, atol=1e-6) for lq in lqs) == 1
-    train = SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "train", k=2, degradation="kspace"))
-    item = train[0]
-    assert item["gt"].shape == (1, 16, 16) and item["lq"].shape == (1, 8, 8)
-    with pytest.raises(ValueError, match="degradation"):
+    want = [bicubic_downscale(vol[:, :, z], 2) for z in (5, 6)] + [kspace_downscale(vol[:, :, z], 2)
+                                                                   for z in (5, 6)]
+    got = [val[i]["lq"][0].numpy() for i in range(len(val))]
+    assert all(sum(np.allclose(g, w, atol=1e-5) for g in got) == 1 for w in want)
+    train = SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "train", k=2, degradation="mixed"))
+    sources = [train.lr[0][0], train.lr[0][1]]  # (slices, rows, cols) bicubic, kspace
+    seen = [0, 0]
+    np.random.seed(3)
+    for i in range(40):
+        item = train[i]
+        _, z, r, c = (int(v) for v in re.findall(r"\d+", item["key"].removeprefix("scan_")))
+        lq = item["lq"][0].numpy()
+        for s, src in enumerate(sources):
+            patch = src[z, r:r + 8, c:c + 8]
+            seen[s] += any(np.allclose(lq, t, atol=1e-6) for t in (patch, patch[::-1], patch[:, ::-1],
+                                                                    patch[::-1, ::-1], patch.T,
+                                                                    patch[::-1].T, patch[:, ::-1].T,
+                                                                    patch[::-1, ::-1].T))
+    assert seen[0] >= 5 and seen[1] >= 5 and seen[0] + seen[1] == 40
+    with pytest.raises(ValueError, match="one of"):
         SelfSRPatchDataset(_dataset_opt(tmp_path, vol, "train", k=2, degradation="box"))
+
+
+def test_in_plane_self_consistency_uses_the_trained_degradation():
+    """The in-plane sidecar's self-consistency degrades the output again with the run's own
+    degradation: the truth of a k-space-made scan scores far higher under kspace than bicubic."""
+    from w2amsn_plugin.selfsr.in_plane import kspace_downscale
+    from w2amsn_plugin.selfsr.scores import in_plane_self_consistency
+
+    truth = np.clip(_phantom((40, 36, 6)), 0, 1)
+    scan = kspace_downscale(truth.transpose(2, 0, 1), 2).transpose(1, 2, 0)
+    right = in_plane_self_consistency(truth, scan, 2, "kspace")
+    wrong = in_plane_self_consistency(truth, scan, 2, "bicubic")
+    both = in_plane_self_consistency(truth, scan, 2, "mixed")
+    assert right > 60 and right > wrong + 10 and wrong < both < right
 
 
 def test_measured_profile_file(tmp_path):

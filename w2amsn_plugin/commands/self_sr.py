@@ -72,16 +72,11 @@ def _settings(args: argparse.Namespace):
         raise SelfSRError(f"--minutes must be positive, got {args.minutes}")
     if args.slice_thickness is not None and not args.slice_thickness > 0:
         raise SelfSRError(f"--slice-thickness must be positive, got {args.slice_thickness}")
-    if args.mode == "in-plane" and (args.slice_thickness or args.slice_profile):
-        raise SelfSRError("--slice-thickness/--slice-profile describe the slice axis: "
-                          "through-plane mode only")
-    if args.mode == "through-plane" and args.degradation:
-        raise SelfSRError("--degradation is for --mode in-plane (the through-plane mode's is --profile)")
-    degradation = {"degradation": args.degradation} if args.degradation else {}
     return SelfSRSettings(mode=args.mode, scale=args.scale, slice_thickness=args.slice_thickness,
                           profile=args.profile, profile_file=args.slice_profile, iters=args.iters,
                           minutes=args.minutes, init=args.init, device=args.device,
-                          workdir=args.workdir, combine=args.combine, bf16=args.bf16, **degradation)
+                          workdir=args.workdir, combine=args.combine, bf16=args.bf16,
+                          degradation=args.degradation)
 
 
 def _run(args: argparse.Namespace) -> int:

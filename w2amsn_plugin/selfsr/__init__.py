@@ -3,6 +3,7 @@ Reson. Imaging 2019 and IEEE TMI 2021), one job per module:
 
 - :mod:`.geometry`: coarse axis, factor and output grid from the header;
 - :mod:`.slice_profile`: the slice profile and the degradation it defines;
+- :mod:`.in_plane`: the in-plane mode's degradations (MATLAB-bicubic, k-space truncation);
 - :mod:`.training_pairs`: the scan's in-plane slices and their degraded partners;
 - :mod:`.patch_dataset`: ``SelfSRPatchDataset``, BasicSR's dataset of the one volume;
 - :mod:`.experiment`: the BasicSR options of a run; :mod:`.budget`: a wall time split into
@@ -11,7 +12,8 @@ Reson. Imaging 2019 and IEEE TMI 2021), one job per module:
 - :mod:`.through_plane`: inference on the two through-plane orientations (the inference engine);
 - :mod:`.combine`: mean or Fourier burst accumulation of the orientations;
 - :mod:`.scores`: held-out and self-consistency scores for the sidecar;
-- :mod:`.pipeline`: one run end to end.
+- :mod:`.pipeline`: one run end to end;
+- :mod:`.evaluation`: measuring a run against the truth on volumes made thick or coarse.
 
 ``SelfSRPatchDataset`` is registered with the plugin's other names (:mod:`w2amsn_plugin.registration`),
 so ``basicsr train -opt <workdir>/<experiment>.yml --auto_resume`` runs or resumes a self-sr

@@ -35,8 +35,8 @@ __all__ = ["ThickScan", "make_thick", "cubic_baseline", "score_volume", "evaluat
            "evaluate_made_coarse_in_plane"]
 
 #: the sidecar's numbers a quality result carries along
-_SIDECAR_KEYS = ("held_out", "self_consistency_psnr_fg", "iterations", "bf16", "train_seconds",
-                 "total_seconds", "cpu_seconds", "threads", "load_average", "network")
+_SIDECAR_KEYS = ("held_out", "self_consistency_psnr_fg", "iterations", "bf16", "probe_step_seconds",
+                 "train_seconds", "total_seconds", "cpu_seconds", "threads", "load_average", "network")
 
 
 @dataclass(frozen=True)
@@ -170,10 +170,13 @@ IN_PLANE_MADE_BY = {"block": "{s}x{s} block mean", "fourier": "k-space truncatio
 
 
 def _fourier_coarse(truth: np.ndarray, scale: int) -> np.ndarray:
-    """Each slice (normal to the last axis) as a scanner acquires it at ``scale`` times the pixel
-    size: its Fourier transform truncated to the central ``1/scale`` of each in-plane axis. The
+    """Each slice (normal to the last axis) at ``scale`` times the pixel size by k-space
+    truncation: its Fourier transform cut to the central ``1/scale`` of each in-plane axis. The
     image is first shifted by ``(scale - 1) / 2`` pixels (a phase ramp) so that each coarse pixel
-    is centred on its ``scale x scale`` block, as with block means and MATLAB-bicubic."""
+    is centred on its ``scale x scale`` block, as with block means and MATLAB-bicubic. The real
+    part is kept (the band-limited image of the real-valued truth, Gibbs lobes below zero
+    included); the in-plane mode's ``kspace`` training degradation keeps the magnitude, as a
+    scanner's magnitude image does, which differs only where those lobes go negative."""
     x, y = truth.shape[:2]
     shift = (scale - 1) / 2
     ramp = np.exp(2j * np.pi * shift * (np.fft.fftfreq(x)[:, None] + np.fft.fftfreq(y)[None, :]))
@@ -186,8 +189,8 @@ def _fourier_coarse(truth: np.ndarray, scale: int) -> np.ndarray:
 
 def make_coarse_in_plane(truth: np.ndarray, affine: np.ndarray, scale: int, slice_mm: float = 3.0,
                          made_by: str = "block") -> ThickScan:
-    """Slices normal to the last axis made ``scale`` times coarser, independently of the
-    bicubic degradation the in-plane mode trains on: by the mean of each ``scale x scale`` block
+    """Slices normal to the last axis made ``scale`` times coarser, by code apart from the
+    in-plane mode's training degradations (:mod:`.in_plane`): by the mean of each ``scale x scale`` block
     (``made_by="block"``) or by k-space truncation (``"fourier"``, :func:`_fourier_coarse`); the
     header declares ``slice_mm`` slices so that they are the scan's slice plane. The truth is
     cropped to whole blocks."""

@@ -53,7 +53,8 @@ def _stacks(opt: dict[str, Any], volume: np.ndarray) -> tuple[list[np.ndarray], 
         hr = np.ascontiguousarray(volume[:h, :w].transpose(2, 0, 1))
         return [hr], [degrade_in_plane(hr, k, degradation)]
     if degradation != "slice_profile":
-        raise ValueError(f"SelfSRPatchDataset: unknown degradation {degradation!r}")
+        raise ValueError(f"SelfSRPatchDataset: unknown degradation {degradation!r} (one of "
+                         f"'slice_profile', {', '.join(map(repr, IN_PLANE_DEGRADATIONS))})")
     spacing = [float(v) for v in opt["spacing"]]
     profile = SliceProfile(**{key: (tuple(v) if key == "samples" else v)
                               for key, v in opt["profile"].items()})

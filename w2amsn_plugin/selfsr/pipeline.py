@@ -38,8 +38,8 @@ from .combine import combine
 from .errors import SelfSRError
 from .experiment import DEFAULT_RECIPE, Recipe, self_sr_options
 from .geometry import ScanGeometry, scan_geometry, voxel_spacings
-from .in_plane import DEFAULT_DEGRADATION, IN_PLANE_DEGRADATIONS, degrade_in_plane
-from .scores import held_out_scores, self_consistency
+from .in_plane import DEFAULT_DEGRADATION, IN_PLANE_DEGRADATIONS
+from .scores import held_out_scores, in_plane_self_consistency, self_consistency
 from .slice_profile import SliceProfile, load_profile
 from .through_plane import super_resolve_orientations
 from .trainer import train
@@ -62,8 +62,9 @@ class SelfSRSettings:
     slice_thickness: float | None = None
     profile: str = "gaussian"
     profile_file: Path | None = None
-    #: in-plane mode: how the slices are made coarser to train on (:mod:`.in_plane`)
-    degradation: str = DEFAULT_DEGRADATION
+    #: in-plane mode: how the slices are made coarser to train on (:mod:`.in_plane`; None:
+    #: :data:`~.in_plane.DEFAULT_DEGRADATION`)
+    degradation: str | None = None
     iters: int | None = None
     minutes: float | None = None
     init: Path | None = None
@@ -142,6 +143,11 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
     """The :class:`Plan` of a run (reads the header only when ``shape``/``affine`` are not given)."""
     if settings.mode not in MODES:
         raise SelfSRError(f"--mode must be one of {MODES}, got {settings.mode!r}")
+    if settings.mode == "in-plane" and (settings.slice_thickness or settings.profile_file):
+        raise SelfSRError("--slice-thickness/--slice-profile describe the slice axis: "
+                          "through-plane mode only")
+    if settings.mode == "through-plane" and settings.degradation is not None:
+        raise SelfSRError("--degradation is for --mode in-plane (the through-plane mode's is --profile)")
     if shape is None or affine is None:
         if not input_path.is_file():
             raise SelfSRError(f"{input_path}: input file not found")
@@ -159,7 +165,7 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
     if settings.mode == "through-plane":
         geo = scan_geometry(tuple(shape), affine, name=str(input_path))
         profile = _profile(settings, geo.spacing[geo.axis], geo.in_plane)
-        axis, factor, k = geo.axis, geo.factor, geo.net_factor
+        axis, factor, k, degradation = geo.axis, geo.factor, geo.net_factor, None
     else:
         scale = settings.scale
         if scale is None or int(scale) != scale or scale < 2:
@@ -167,9 +173,9 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
         spacing = voxel_spacings(affine)
         # the slice axis: the largest spacing; among equal ones (an isotropic scan) the last axis
         axis = int(np.flatnonzero(spacing >= spacing.max() * (1 - 1e-3))[-1])
-        if settings.degradation not in IN_PLANE_DEGRADATIONS:
-            raise SelfSRError(f"--degradation must be one of {IN_PLANE_DEGRADATIONS}, "
-                              f"got {settings.degradation!r}")
+        degradation = settings.degradation or DEFAULT_DEGRADATION
+        if degradation not in IN_PLANE_DEGRADATIONS:
+            raise SelfSRError(f"--degradation must be one of {IN_PLANE_DEGRADATIONS}, got {degradation!r}")
         geo, profile, factor, k = None, None, float(scale), int(scale)
         if min(s for ax, s in enumerate(shape) if ax != axis) < 8 * k:
             raise SelfSRError(f"{input_path}: slices of {tuple(shape)} are too small for x{k}")
@@ -181,7 +187,6 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
     name = (f"SelfSR_{'TP' if settings.mode == 'through-plane' else 'IP'}_W2AMSN_x{k}"
             f"_a{network['num_feat']}t{network['num_block']}_{budget}_B{recipe.batch}_{tag}")
     workdir = settings.workdir or output_path.parent / f".{output_path.name}.self-sr"
-    degradation = settings.degradation if settings.mode == "in-plane" else None
     return Plan(input_path, output_path, settings.mode, axis, factor, k, geo, profile, degradation, network,
                 iterations if minutes is None else None, minutes, _val_slices(n_slices), Path(workdir), name)
 
@@ -281,10 +286,7 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
         k = plan.net_factor
         sr = super_resolve_volume(scan, net, k, plane_axis=2, device=device, bf16=settings.bf16,
                                   progress=progress)
-        from .scores import volume_psnr_fg
-
-        again = np.mean(degrade_in_plane(sr.transpose(2, 0, 1), k, plan.degradation), axis=0)
-        consistency = volume_psnr_fg(again.transpose(1, 2, 0), scan)
+        consistency = in_plane_self_consistency(sr, scan, k, plan.degradation)
         scales = [1.0 if ax == plan.axis else float(k) for ax in range(3)]
     out = np.moveaxis(sr, 2, plan.axis) * np.float32(hi - lo) + np.float32(lo)
     record = {

@@ -6,7 +6,9 @@
 - :func:`self_consistency`: the output degraded again with the slice profile at the input's
   slice positions, against the input (both normalised with the input's window): how faithfully
   the result explains the acquired data (SMORE, Zhao et al., IEEE TMI 2021, sec. III-C uses this
-  check on real scans without ground truth).
+  check on real scans without ground truth); :func:`in_plane_self_consistency`, the in-plane
+  mode's: the output degraded again with the degradation it trained on (the mean of the two for
+  ``mixed``).
 """
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ import torch
 
 from ..metrics.foreground import foreground_mask
 from ..metrics.psnr_ssim import calculate_psnr_fg
+from .in_plane import degrade_in_plane
 from .patch_dataset import SelfSRPatchDataset
 from .slice_profile import SliceProfile, apply_along
 from .training_pairs import resample_axis
 
-__all__ = ["held_out_scores", "self_consistency", "volume_psnr_fg"]
+__all__ = ["held_out_scores", "in_plane_self_consistency", "self_consistency", "volume_psnr_fg"]
 
 
 def _upsample_rows(lq: np.ndarray, factor: int, in_plane: bool) -> np.ndarray:
@@ -73,3 +76,13 @@ def self_consistency(output: np.ndarray, scan: np.ndarray, profile: SliceProfile
     centres = (np.arange(n) + 0.5) * n_out / n - 0.5
     again = apply_along(output, profile.matrix(centres, n_out, out_spacing), 2)
     return volume_psnr_fg(again, scan, axis=2)
+
+
+def in_plane_self_consistency(output: np.ndarray, scan: np.ndarray, scale: int, degradation: str) -> float:
+    """Foreground PSNR (dB) of the in-plane mode's ``output`` (slice axis last, ``scale`` times
+    finer in the first two) degraded again /``scale`` with ``degradation``
+    (:func:`~.in_plane.degrade_in_plane`; the mean of the two for ``mixed``), against ``scan``
+    (both normalised)."""
+    lrs = degrade_in_plane(output.transpose(2, 0, 1), scale, degradation)
+    again = lrs[0] if len(lrs) == 1 else (lrs[0] + lrs[1]) / 2
+    return volume_psnr_fg(again.transpose(1, 2, 0), scan)
