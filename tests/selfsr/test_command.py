@@ -230,7 +230,7 @@ def test_rerun_of_a_budget_resumes_its_seconds_and_init_warm_starts(tmp_path, ca
     assert side["weights"] in options  # BasicSR's path.pretrain_network_g
 
 
-@pytest.mark.parametrize("degradation", [None, "kspace"])
+@pytest.mark.parametrize("degradation", [None, "bicubic"])
 def test_in_plane_mode_end_to_end(tmp_path, capsys, degradation):
     """--mode in-plane --scale 2 writes a volume twice as fine in the slice plane, on the same
     field of view, with the sidecar's degradation (the default or --degradation's)."""

@@ -24,7 +24,7 @@ from ..data.degradations import bicubic_downscale
 __all__ = ["DEFAULT_DEGRADATION", "IN_PLANE_DEGRADATIONS", "degrade_in_plane", "kspace_downscale"]
 
 IN_PLANE_DEGRADATIONS = ("bicubic", "kspace", "mixed")
-DEFAULT_DEGRADATION = "bicubic"
+DEFAULT_DEGRADATION = "kspace"
 #: slices transformed at a time (bounds the complex intermediates of a whole output volume)
 _CHUNK = 8
 
