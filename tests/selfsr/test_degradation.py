@@ -137,6 +137,7 @@ def test_in_plane_kspace_degradation_is_a_block_centred_truncation(n):
     a, b = np.meshgrid(np.arange(n // k), np.arange(n // k), indexing="ij")
     assert lr.shape == (11, n // k, n // k) and np.allclose(lr, wave(k * a + c, k * b + c), atol=1e-6)
     assert np.allclose(kspace_downscale(wave(i, j), k), lr[0], atol=1e-6)  # a single 2-D slice
+    assert np.allclose(kspace_downscale(-wave(i, j), k), lr[0], atol=1e-6)  # the magnitude is kept
     with pytest.raises(ValueError, match="one of"):
         degrade_in_plane(wave(i, j)[None], k, "box")
 
