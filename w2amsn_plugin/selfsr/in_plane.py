@@ -17,9 +17,10 @@ the one that made the scan coarse).
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from ..data.degradations import bicubic_downscale
+if TYPE_CHECKING:  # numpy is imported where it is used: `w2amsn self-sr --help` reads the names below
+    import numpy as np
 
 __all__ = ["DEFAULT_DEGRADATION", "IN_PLANE_DEGRADATIONS", "degrade_in_plane", "kspace_downscale"]
 
@@ -30,6 +31,8 @@ _CHUNK = 8
 
 
 def _kspace_chunk(stack: np.ndarray, scale: int) -> np.ndarray:
+    import numpy as np
+
     h, w = stack.shape[-2:]
     c = (scale - 1) / 2
     ramp = np.exp(2j * np.pi * c * (np.fft.fftfreq(h)[:, None] + np.fft.fftfreq(w)[None, :]))
@@ -44,6 +47,8 @@ def kspace_downscale(stack: np.ndarray, scale: int) -> np.ndarray:
     """``(..., H, W)`` images (H, W multiples of ``scale``) truncated in k-space to ``1/scale``,
     each coarse pixel centred on its ``scale x scale`` block, magnitude kept (module
     docstring); float32."""
+    import numpy as np
+
     stack = np.asarray(stack)
     h, w = stack.shape[-2:]
     if h % scale or w % scale:
@@ -58,6 +63,10 @@ def kspace_downscale(stack: np.ndarray, scale: int) -> np.ndarray:
 def degrade_in_plane(stack: np.ndarray, scale: int, kind: str) -> list[np.ndarray]:
     """The low-resolution versions of ``(N, H, W)`` slices that ``kind`` trains on (two for
     ``mixed``), float32."""
+    import numpy as np
+
+    from ..data.degradations import bicubic_downscale
+
     if kind not in IN_PLANE_DEGRADATIONS:
         raise ValueError(f"in-plane degradation must be one of {IN_PLANE_DEGRADATIONS}, got {kind!r}")
     kinds = ("bicubic", "kspace") if kind == "mixed" else (kind,)
