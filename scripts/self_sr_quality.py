@@ -21,6 +21,8 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    from w2amsn_plugin.selfsr.in_plane import IN_PLANE_DEGRADATIONS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--volume", type=Path, required=True, help="isotropic 3-D volume (the truth)")
     parser.add_argument("--factor", type=float, default=None,
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--made-by", choices=("block", "fourier"), default=None,
                         help="with --in-plane-scale: how the slices are made coarse, block means or "
                              "k-space truncation (a scanner's lower in-plane resolution) (default: block)")
-    parser.add_argument("--degradation", choices=("bicubic", "kspace", "mixed"), default=None,
+    parser.add_argument("--degradation", choices=IN_PLANE_DEGRADATIONS, default=None,
                         help="with --in-plane-scale: the degradation self-sr trains on (its --degradation; "
                              "default: its default)")
     parser.add_argument("--profile", choices=("gaussian", "rect"), default=None,

@@ -83,14 +83,21 @@ def bicubic_downscale(stack: np.ndarray, scale: int) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def kspace_truncate(stack: np.ndarray, scale: int) -> np.ndarray:
+def kspace_truncate(stack: np.ndarray, scale: int, block_centred: bool = False) -> np.ndarray:
     """k-space truncation /``scale`` of ``(..., H, W)`` images: keep the central ``H/s x W/s``
-    frequencies, inverse-transform at the low resolution, divide by ``s**2``, take the magnitude."""
+    frequencies, inverse-transform at the low resolution, divide by ``s**2``, take the magnitude.
+    Low-resolution pixel ``j`` sits on high-resolution pixel ``s j`` (the IXI pairs' alignment),
+    or with ``block_centred`` on the centre of its ``s x s`` block, ``s j + (s - 1) / 2`` (the
+    image is shifted by a phase ramp first; MATLAB-bicubic's alignment)."""
     h, w = stack.shape[-2:]
     if h % scale or w % scale:
         raise ValueError(f"size {h}x{w} is not a multiple of the scale {scale}")
     lh, lw = h // scale, w // scale
-    spectrum = np.fft.fftshift(np.fft.fft2(np.asarray(stack, dtype=np.float64)), axes=(-2, -1))
+    spectrum = np.fft.fft2(np.asarray(stack, dtype=np.float64))
+    if block_centred:
+        c = (scale - 1) / 2
+        spectrum *= np.exp(2j * np.pi * c * (np.fft.fftfreq(h)[:, None] + np.fft.fftfreq(w)[None, :]))
+    spectrum = np.fft.fftshift(spectrum, axes=(-2, -1))
     top, left = h // 2 - lh // 2, w // 2 - lw // 2
     centre = spectrum[..., top:top + lh, left:left + lw]
     low = np.fft.ifft2(np.fft.ifftshift(centre, axes=(-2, -1)))
