@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
                              "default: its default)")
     parser.add_argument("--profile", choices=("gaussian", "rect"), default=None,
                         help="profile the thick slices are made with (default: gaussian)")
-    parser.add_argument("--assumed-profile", choices=("gaussian", "rect", "mixed"), default=None,
-                        help="profile self-sr is told (its --profile; default: its default, gaussian)")
+    parser.add_argument("--assumed-profile", choices=("auto", "gaussian", "rect", "mixed"), default=None,
+                        help="profile self-sr is told (its --profile; default: its default, auto)")
     parser.add_argument("--thickness", type=float, default=None, metavar="T",
                         help="slices T voxels of the truth thick (default: the factor; thinner leaves "
                              "a gap)")
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         changes["network"] = {**DEFAULT_RECIPE.network,
                               **{key: yaml.safe_load(value) for key, _, value in pairs}}
     settings = SelfSRSettings(iters=args.iters, minutes=args.minutes,
-                              profile=args.assumed_profile or "gaussian",
+                              profile=args.assumed_profile or SelfSRSettings.profile,
                               slice_thickness=args.assumed_thickness, init=args.init, bf16=args.bf16,
                               recipe=replace(DEFAULT_RECIPE, **changes), degradation=args.degradation)
     if args.in_plane_scale:

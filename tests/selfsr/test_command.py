@@ -15,6 +15,7 @@ import yaml
 from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.inference.geometry import voxel_corners_world
 from w2amsn_plugin.selfsr.in_plane import DEFAULT_DEGRADATION
+from w2amsn_plugin.selfsr.profile_estimate import AUTO_SNAP
 
 SAMPLES = Path(__file__).resolve().parents[2] / "w2amsn_plugin" / "sample_data"
 COLIN = SAMPLES / "colin27_t1.nii.gz"
@@ -65,7 +66,7 @@ def test_bad_options(tmp_path, capsys):
 
 def test_dry_run_plan_non_integer(tmp_path, capsys):
     """4.8 mm slices over 1 mm pixels: network x5, 20 slices -> 96 output voxels, nothing trained."""
-    src = _save(tmp_path / "a.nii.gz", np.ones((32, 20, 28)), (1.0, 4.8, 1.0))
+    src = _save(tmp_path / "a.nii.gz", np.random.default_rng(0).random((32, 20, 28)), (1.0, 4.8, 1.0))
     code, out, _ = _run(capsys, "-i", src, "-o", tmp_path / "o.nii.gz", "--dry-run",
                         "--slice-thickness", "3")
     plan = json.loads(out)
@@ -108,7 +109,11 @@ def test_short_real_run_overlays_the_input(tmp_path, capsys):
     side = json.loads(out_path.with_name("iso.json").read_text())
     assert side["factor"] == 4 and side["network_factor"] == 4 and side["iterations"] == 2
     assert side["budget_minutes"] is None and isinstance(side["bf16"], bool)
-    assert side["slice_profile"]["kind"] == "gaussian" and side["slice_profile"]["fwhm_mm"] == 4
+    # --profile auto (the default): a Gaussian, as thick as the spacing or as the scan's estimate
+    estimate = side["slice_profile_estimate"]
+    assert side["slice_profile"]["kind"] == "gaussian" and estimate["kind"] == "gaussian"
+    assert side["slice_profile"]["fwhm_mm"] == (4 if estimate["fraction_of_spacing"] >= AUTO_SNAP
+                                                else pytest.approx(estimate["fwhm_mm"]))
     for key in ("psnr_fg", "interpolation_psnr_fg", "gain_db"):
         assert np.isfinite(side["held_out"][key])
     assert np.isfinite(side["self_consistency_psnr_fg"]) and side["network"]["upscale_axis"] == "rows"

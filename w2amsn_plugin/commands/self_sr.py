@@ -37,9 +37,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         f"truncation (an MR scanner's smaller matrix), or both (default: {DEFAULT_DEGRADATION})")
     add("--slice-thickness", type=float, default=None, metavar="MM",
         help="slice thickness in mm (default: the slice spacing; less than it is a gap)")
-    add("--profile", choices=("gaussian", "rect", "mixed"), default="gaussian",
-        help="slice profile shape: Gaussian with FWHM = thickness, rectangular, or mixed (not known: "
-             "train on both) (default: %(default)s)")
+    add("--profile", choices=("auto", "gaussian", "rect", "mixed"), default="auto",
+        help="slice profile: auto (a Gaussian with FWHM = the thickness; without --slice-thickness, "
+             "the spacing or, when the scan's slices look clearly thinner, the thickness estimated "
+             "from the scan), gaussian (FWHM = thickness), rect, or mixed (train on both shapes) "
+             "(default: %(default)s)")
     add("--slice-profile", type=Path, default=None, metavar="FILE.npy",
         help="measured slice profile: a 1-D array sampled at the in-plane spacing, centred")
     add("--minutes", type=float, default=None, metavar="M",
@@ -89,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..selfsr.pipeline import output_image
 
     settings = _settings(args)
-    plan = plan_run(args.input, args.output, settings)
+    plan = plan_run(args.input, args.output, settings, estimate=args.dry_run)
     if args.dry_run:
         print(json.dumps(plan.to_json(), indent=2))
         return 0

@@ -35,7 +35,8 @@ __all__ = ["ThickScan", "make_thick", "cubic_baseline", "score_volume", "evaluat
            "evaluate_made_coarse_in_plane"]
 
 #: the sidecar's numbers a quality result carries along
-_SIDECAR_KEYS = ("held_out", "self_consistency_psnr_fg", "iterations", "bf16", "probe_step_seconds",
+_SIDECAR_KEYS = ("slice_profile", "slice_profile_estimate", "held_out", "self_consistency_psnr_fg",
+                 "iterations", "bf16", "probe_step_seconds",
                  "train_seconds", "total_seconds", "cpu_seconds", "threads", "load_average", "network")
 
 

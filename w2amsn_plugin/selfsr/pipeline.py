@@ -39,6 +39,7 @@ from .errors import SelfSRError
 from .experiment import DEFAULT_RECIPE, Recipe, self_sr_options
 from .geometry import ScanGeometry, scan_geometry, voxel_spacings
 from .in_plane import DEFAULT_DEGRADATION, IN_PLANE_DEGRADATIONS
+from .profile_estimate import ProfileEstimate, auto_profile, estimate_slice_fwhm
 from .scores import held_out_scores, in_plane_self_consistency, self_consistency
 from .slice_profile import SliceProfile, load_profile
 from .through_plane import super_resolve_orientations
@@ -60,7 +61,10 @@ class SelfSRSettings:
     mode: str = "through-plane"
     scale: int | None = None
     slice_thickness: float | None = None
-    profile: str = "gaussian"
+    #: ``'auto'``: a Gaussian whose FWHM is the slice thickness when told (``slice_thickness``),
+    #: else the spacing or, below :data:`~.profile_estimate.AUTO_SNAP` of it, the scan's estimate
+    #: (:mod:`.profile_estimate`); or one of the told shapes of :class:`SliceProfile`
+    profile: str = "auto"
     profile_file: Path | None = None
     #: in-plane mode: how the slices are made coarser to train on (:mod:`.in_plane`; None:
     #: :data:`~.in_plane.DEFAULT_DEGRADATION`)
@@ -86,7 +90,11 @@ class Plan:
     factor: float
     net_factor: int
     geometry: ScanGeometry | None
+    #: the profile training uses (None in the in-plane mode, and for an ``auto`` profile planned
+    #: without its data: ``plan_run(..., estimate=False)``)
     profile: SliceProfile | None
+    #: the scan's own slice profile estimate (through-plane mode, when the data was read)
+    profile_estimate: ProfileEstimate | None
     #: in-plane mode's degradation (None in the through-plane mode)
     degradation: str | None
     network: dict[str, Any]
@@ -102,6 +110,7 @@ class Plan:
                 "coarse_axis": self.axis, "factor": self.factor, "network_factor": self.net_factor,
                 "geometry": self.geometry.to_json() if self.geometry else None,
                 "slice_profile": self.profile.to_json() if self.profile else None,
+                "slice_profile_estimate": self.profile_estimate.to_json() if self.profile_estimate else None,
                 "degradation": self.degradation,
                 "network": self.network,
                 "iterations": self.iterations,
@@ -131,18 +140,49 @@ def _val_slices(n: int) -> list[int]:
     return sorted({int(round(z)) for z in np.linspace(0.3 * (n - 1), 0.7 * (n - 1), VAL_SLICES)})
 
 
-def _profile(settings: SelfSRSettings, spacing: float, in_plane: float) -> SliceProfile:
+PROFILES = ("auto", "gaussian", "rect", "mixed")
+
+
+def _normalised(data: np.ndarray, axis: int, path: Path) -> tuple[np.ndarray, float, float]:
+    """``data`` (of the file ``path``) on its intensity window ``lo .. hi`` (to 0 .. 1), the
+    coarse ``axis`` moved last; and ``lo``, ``hi``."""
+    volume = np.asarray(data, dtype=np.float32)
+    try:
+        lo, hi = intensity_window(volume)
+    except ValueError as err:  # constant, or not finite
+        raise SelfSRError(f"{path}: {err}: nothing to learn from") from err
+    return np.moveaxis((volume - np.float32(lo)) / np.float32(hi - lo), axis, 2), lo, hi
+
+
+def _spacing(affine: np.ndarray, axis: int) -> list[float]:
+    """Voxel sizes (mm) with the coarse ``axis`` last."""
+    sizes = voxel_spacings(affine)
+    return [float(sizes[ax]) for ax in range(3) if ax != axis] + [float(sizes[axis])]
+
+
+def _profile(settings: SelfSRSettings, spacing: float, in_plane: float,
+             estimate: ProfileEstimate | None) -> SliceProfile:
     if settings.profile_file is not None:
         return load_profile(settings.profile_file, in_plane)
-    thickness = spacing if settings.slice_thickness is None else settings.slice_thickness
-    return SliceProfile(settings.profile, float(thickness))
+    if settings.slice_thickness is not None:
+        kind = "gaussian" if settings.profile == "auto" else settings.profile
+        return SliceProfile(kind, float(settings.slice_thickness))
+    if settings.profile == "auto":
+        return auto_profile(estimate, spacing)
+    return SliceProfile(settings.profile, float(spacing))
 
 
 def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
-             shape: tuple[int, ...] | None = None, affine: np.ndarray | None = None) -> Plan:
-    """The :class:`Plan` of a run (reads the header only when ``shape``/``affine`` are not given)."""
+             shape: tuple[int, ...] | None = None, affine: np.ndarray | None = None,
+             data: np.ndarray | None = None, estimate: bool = True) -> Plan:
+    """The :class:`Plan` of a run. Reads the header when ``shape``/``affine`` are not given, and
+    in the through-plane mode the data (unless given as ``data``) to estimate the slice profile
+    (:mod:`.profile_estimate`), which an ``auto`` profile trains with; ``estimate=False`` reads
+    the header only (checking the arguments; an ``auto`` profile then stays unresolved)."""
     if settings.mode not in MODES:
         raise SelfSRError(f"--mode must be one of {MODES}, got {settings.mode!r}")
+    if settings.profile not in PROFILES:
+        raise SelfSRError(f"--profile must be one of {PROFILES}, got {settings.profile!r}")
     if settings.mode == "in-plane" and (settings.slice_thickness or settings.profile_file):
         raise SelfSRError("--slice-thickness/--slice-profile describe the slice axis: "
                           "through-plane mode only")
@@ -164,7 +204,15 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
     iterations = int(settings.iters or recipe.total_iter)
     if settings.mode == "through-plane":
         geo = scan_geometry(tuple(shape), affine, name=str(input_path))
-        profile = _profile(settings, geo.spacing[geo.axis], geo.in_plane)
+        found = None
+        if estimate:
+            if data is None:
+                data = _read(input_path)[1]
+            scan = _normalised(data, geo.axis, input_path)[0]
+            found = estimate_slice_fwhm(scan, _spacing(affine, geo.axis))
+        unresolved = (not estimate and settings.profile == "auto" and settings.slice_thickness is None
+                      and settings.profile_file is None)
+        profile = None if unresolved else _profile(settings, geo.spacing[geo.axis], geo.in_plane, found)
         axis, factor, k, degradation = geo.axis, geo.factor, geo.net_factor, None
     else:
         scale = settings.scale
@@ -176,7 +224,7 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
         degradation = settings.degradation or DEFAULT_DEGRADATION
         if degradation not in IN_PLANE_DEGRADATIONS:
             raise SelfSRError(f"--degradation must be one of {IN_PLANE_DEGRADATIONS}, got {degradation!r}")
-        geo, profile, factor, k = None, None, float(scale), int(scale)
+        geo, profile, found, factor, k = None, None, None, float(scale), int(scale)
         if min(s for ax, s in enumerate(shape) if ax != axis) < 8 * k:
             raise SelfSRError(f"{input_path}: slices of {tuple(shape)} are too small for x{k}")
     n_slices = shape[axis]
@@ -187,8 +235,9 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
     name = (f"SelfSR_{'TP' if settings.mode == 'through-plane' else 'IP'}_W2AMSN_x{k}"
             f"_a{network['num_feat']}t{network['num_block']}_{budget}_B{recipe.batch}_{tag}")
     workdir = settings.workdir or output_path.parent / f".{output_path.name}.self-sr"
-    return Plan(input_path, output_path, settings.mode, axis, factor, k, geo, profile, degradation, network,
-                iterations if minutes is None else None, minutes, _val_slices(n_slices), Path(workdir), name)
+    return Plan(input_path, output_path, settings.mode, axis, factor, k, geo, profile, found, degradation,
+                network, iterations if minutes is None else None, minutes, _val_slices(n_slices),
+                Path(workdir), name)
 
 
 def _dataset_opt(plan: Plan, scan_file: Path, spacing: list[float]) -> dict[str, Any]:
@@ -226,12 +275,14 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
     t_start, cpu_start = time.perf_counter(), _cpu_seconds()
     device = str(check_device(settings.device))
     img, data = _read(input_path)
-    plan = plan_run(input_path, output_path, settings, data.shape, img.affine)
-    volume = np.asarray(data, dtype=np.float32)
-    lo, hi = intensity_window(volume)
-    scan = np.moveaxis((volume - np.float32(lo)) / np.float32(hi - lo), plan.axis, 2)
-    sizes = voxel_spacings(img.affine)
-    spacing = [float(sizes[ax]) for ax in range(3) if ax != plan.axis] + [float(sizes[plan.axis])]
+    plan = plan_run(input_path, output_path, settings, data.shape, img.affine, data)
+    scan, lo, hi = _normalised(data, plan.axis, input_path)
+    spacing = _spacing(img.affine, plan.axis)
+    if plan.profile_estimate is not None:
+        e = plan.profile_estimate
+        say(f"the scan's slices look {e.fwhm_mm:.2f} mm thick (a Gaussian of that FWHM, "
+            f"{e.fraction:.2f} of the spacing); training with {plan.profile.kind} "
+            f"{plan.profile.thickness:.2f} mm")
     plan.workdir.mkdir(parents=True, exist_ok=True)
     scan_file = plan.workdir / "scan.npy"
     np.save(scan_file, np.ascontiguousarray(scan))
@@ -294,6 +345,7 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
         "coarse_axis": plan.axis, "factor": plan.factor, "network_factor": plan.net_factor,
         "voxel_scales": scales,
         "slice_profile": plan.profile.to_json() if plan.profile else None,
+        "slice_profile_estimate": plan.profile_estimate.to_json() if plan.profile_estimate else None,
         "degradation": plan.degradation,
         "geometry": plan.geometry.to_json() if plan.geometry else None,
         "combine": settings.combine if one_axis else None,
