@@ -15,7 +15,7 @@ import yaml
 from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.inference.geometry import voxel_corners_world
 from w2amsn_plugin.selfsr.in_plane import DEFAULT_DEGRADATION
-from w2amsn_plugin.selfsr.profile_estimate import AUTO_SNAP
+from w2amsn_plugin.selfsr.profile_estimate import MAX_MISFIT_DB
 
 SAMPLES = Path(__file__).resolve().parents[2] / "w2amsn_plugin" / "sample_data"
 COLIN = SAMPLES / "colin27_t1.nii.gz"
@@ -39,6 +39,7 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
     ("4d", "3-D"),
     ("factor", "below 1.2"),
     ("missing", "not found"),
+    ("constant", "constant"),
 ])
 def test_refused_inputs(tmp_path, capsys, case, match):
     rng = np.random.default_rng(0)
@@ -46,7 +47,8 @@ def test_refused_inputs(tmp_path, capsys, case, match):
            "2d": lambda: _save(tmp_path / "a.nii.gz", rng.random((32, 32))),
            "4d": lambda: _save(tmp_path / "a.nii.gz", rng.random((16, 16, 8, 2)), (1, 1, 3)),
            "factor": lambda: _save(tmp_path / "a.nii.gz", rng.random((16, 16, 8)), (1, 1, 1.1)),
-           "missing": lambda: tmp_path / "nope.nii.gz"}[case]()
+           "missing": lambda: tmp_path / "nope.nii.gz",
+           "constant": lambda: _save(tmp_path / "a.nii.gz", np.full((32, 32, 12), 7.0), (1, 1, 4))}[case]()
     code, out, err = _run(capsys, "-i", src, "-o", tmp_path / "out.nii.gz")
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("w2amsn self-sr: error: ")
@@ -109,11 +111,11 @@ def test_short_real_run_overlays_the_input(tmp_path, capsys):
     side = json.loads(out_path.with_name("iso.json").read_text())
     assert side["factor"] == 4 and side["network_factor"] == 4 and side["iterations"] == 2
     assert side["budget_minutes"] is None and isinstance(side["bf16"], bool)
-    # --profile auto (the default): a Gaussian, as thick as the spacing or as the scan's estimate
+    # --profile auto (the default): this crop is too small for the spectra to fit any width
+    # (12 slices), so a Gaussian as thick as the spacing
     estimate = side["slice_profile_estimate"]
-    assert side["slice_profile"]["kind"] == "gaussian" and estimate["kind"] == "gaussian"
-    assert side["slice_profile"]["fwhm_mm"] == (4 if estimate["fraction_of_spacing"] >= AUTO_SNAP
-                                                else pytest.approx(estimate["fwhm_mm"]))
+    assert estimate["kind"] == "gaussian" and estimate["misfit_db"] > MAX_MISFIT_DB and not estimate["fits"]
+    assert side["slice_profile"]["kind"] == "gaussian" and side["slice_profile"]["fwhm_mm"] == 4
     for key in ("psnr_fg", "interpolation_psnr_fg", "gain_db"):
         assert np.isfinite(side["held_out"][key])
     assert np.isfinite(side["self_consistency_psnr_fg"]) and side["network"]["upscale_axis"] == "rows"

@@ -15,8 +15,10 @@ import pytest
 from w2amsn_plugin.cli import w2amsn_main
 from w2amsn_plugin.selfsr.evaluation import make_thick
 from w2amsn_plugin.selfsr.pipeline import SelfSRSettings, plan_run
-from w2amsn_plugin.selfsr.profile_estimate import (AUTO_SNAP, SEGMENT, _noise_spectrum, _welch,
-                                                   auto_profile, estimate_slice_fwhm)
+from w2amsn_plugin.selfsr import profile_estimate
+from w2amsn_plugin.selfsr.profile_estimate import (AUTO_SNAP, MAX_MISFIT_DB, SEGMENT, ProfileEstimate,
+                                                   _noise_spectrum, _welch, auto_profile,
+                                                   estimate_slice_fwhm)
 
 
 @functools.lru_cache(maxsize=4)
@@ -49,19 +51,31 @@ def test_finds_gaussian_thickness_gap_and_rect(seed):
     assert auto_profile(rect, 4.0).kind == "gaussian" and auto_profile(rect, 4.0).thickness < 4 * AUTO_SNAP
 
 
-def test_other_spacings_and_factor():
-    """1.5 mm pixels, 6 mm slices (x4): the estimate is in the scan's millimetres."""
+def test_other_spacings_and_factors():
+    """1.5 mm pixels, 6 mm slices (x4): the estimate is in the scan's millimetres; x3; x2.5 (slice
+    centres between pixels); pixels of 1 x 2 mm in the slice plane."""
     e = estimate_slice_fwhm(_thick("gaussian", 4), (1.5, 1.5, 6.0))
     assert 0.9 <= e.fraction <= 1.15 and e.fwhm_mm == pytest.approx(6.0 * e.fraction)
     x3 = estimate_slice_fwhm(_thick("gaussian", 3, factor=3), (1.0, 1.0, 3.0))
     assert 0.9 <= x3.fraction <= 1.15
+    x25 = estimate_slice_fwhm(_thick("gaussian", 2.5, factor=2.5), (1.0, 1.0, 2.5))
+    x25_gap = estimate_slice_fwhm(_thick("gaussian", 1.25, factor=2.5), (1.0, 1.0, 2.5))
+    assert x25.fraction >= AUTO_SNAP and 0.4 <= x25_gap.fraction <= 0.7
+    thick = _thick("gaussian", 4)
+    wide = estimate_slice_fwhm(0.5 * (thick[:, 0::2] + thick[:, 1::2]), (1.0, 2.0, 4.0))
+    assert 0.9 <= wide.fraction <= 1.15
 
 
-def test_noise_does_not_move_it():
+def test_noise_does_not_move_it(monkeypatch):
+    """White noise (SD 5 % of the range) leaves the estimate where it was; without the noise
+    balancing it reads the slices thinner (the balancing is what the test checks)."""
     clean = _thick("gaussian", 4)
-    noisy = clean + np.random.default_rng(3).normal(0, 0.03, clean.shape).astype(np.float32)
+    noisy = clean + np.random.default_rng(3).normal(0, 0.05, clean.shape).astype(np.float32)
     a, b = (estimate_slice_fwhm(v, (1.0, 1.0, 4.0)).fraction for v in (clean, noisy))
-    assert abs(a - b) <= 0.1
+    assert a == b
+    monkeypatch.setattr(profile_estimate, "_noise_sigma", lambda scan: 0.0)
+    c, d = (estimate_slice_fwhm(v, (1.0, 1.0, 4.0)).fraction for v in (clean, noisy))
+    assert d <= c - 0.1
 
 
 def test_noise_spectrum_matches_monte_carlo():
@@ -77,8 +91,13 @@ def test_noise_spectrum_matches_monte_carlo():
 def test_too_little_data_gives_no_estimate():
     thick = _thick("gaussian", 4)
     assert estimate_slice_fwhm(thick[:, :, :SEGMENT - 1], (1.0, 1.0, 4.0)) is None
+    assert estimate_slice_fwhm(thick[:SEGMENT * 4 - 1, :SEGMENT * 4 - 1], (1.0, 1.0, 4.0)) is None
     assert estimate_slice_fwhm(np.zeros_like(thick), (1.0, 1.0, 4.0)) is None  # no anatomy
     assert auto_profile(None, 4.0).thickness == 4.0
+    # a width that explains nothing is not used
+    misfit = ProfileEstimate(2.0, 0.5, MAX_MISFIT_DB + 0.1)
+    assert not misfit.fits and auto_profile(misfit, 4.0).thickness == 4.0
+    assert auto_profile(ProfileEstimate(2.0, 0.5, MAX_MISFIT_DB), 4.0).thickness == 2.0
 
 
 def test_plan_uses_it_on_any_coarse_axis(tmp_path: Path, capsys):

@@ -50,6 +50,8 @@ from .warm_start import checkpoint_network
 __all__ = ["MODES", "Plan", "SelfSRSettings", "plan_run", "run_self_sr"]
 
 MODES = ("through-plane", "in-plane")
+#: the through-plane mode's ``--profile`` choices (:func:`_profile`)
+PROFILES = ("auto", "gaussian", "rect", "mixed")
 #: acquired slices held out of training for validation (spread over the middle of the scan)
 VAL_SLICES = 3
 
@@ -140,9 +142,6 @@ def _val_slices(n: int) -> list[int]:
     return sorted({int(round(z)) for z in np.linspace(0.3 * (n - 1), 0.7 * (n - 1), VAL_SLICES)})
 
 
-PROFILES = ("auto", "gaussian", "rect", "mixed")
-
-
 def _normalised(data: np.ndarray, axis: int, path: Path) -> tuple[np.ndarray, float, float]:
     """``data`` (of the file ``path``) on its intensity window ``lo .. hi`` (to 0 .. 1), the
     coarse ``axis`` moved last; and ``lo``, ``hi``."""
@@ -150,7 +149,7 @@ def _normalised(data: np.ndarray, axis: int, path: Path) -> tuple[np.ndarray, fl
     try:
         lo, hi = intensity_window(volume)
     except ValueError as err:  # constant, or not finite
-        raise SelfSRError(f"{path}: {err}: nothing to learn from") from err
+        raise SelfSRError(f"{path}: {err}") from err
     return np.moveaxis((volume - np.float32(lo)) / np.float32(hi - lo), axis, 2), lo, hi
 
 
@@ -162,6 +161,9 @@ def _spacing(affine: np.ndarray, axis: int) -> list[float]:
 
 def _profile(settings: SelfSRSettings, spacing: float, in_plane: float,
              estimate: ProfileEstimate | None) -> SliceProfile:
+    """The profile training uses: a measured one (``--slice-profile``), else the told shape with
+    the told thickness, else the spacing; ``auto``: a Gaussian, with the told thickness, else
+    :func:`~.profile_estimate.auto_profile`'s."""
     if settings.profile_file is not None:
         return load_profile(settings.profile_file, in_plane)
     if settings.slice_thickness is not None:
@@ -204,15 +206,6 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
     iterations = int(settings.iters or recipe.total_iter)
     if settings.mode == "through-plane":
         geo = scan_geometry(tuple(shape), affine, name=str(input_path))
-        found = None
-        if estimate:
-            if data is None:
-                data = _read(input_path)[1]
-            scan = _normalised(data, geo.axis, input_path)[0]
-            found = estimate_slice_fwhm(scan, _spacing(affine, geo.axis))
-        unresolved = (not estimate and settings.profile == "auto" and settings.slice_thickness is None
-                      and settings.profile_file is None)
-        profile = None if unresolved else _profile(settings, geo.spacing[geo.axis], geo.in_plane, found)
         axis, factor, k, degradation = geo.axis, geo.factor, geo.net_factor, None
     else:
         scale = settings.scale
@@ -224,13 +217,24 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
         degradation = settings.degradation or DEFAULT_DEGRADATION
         if degradation not in IN_PLANE_DEGRADATIONS:
             raise SelfSRError(f"--degradation must be one of {IN_PLANE_DEGRADATIONS}, got {degradation!r}")
-        geo, profile, found, factor, k = None, None, None, float(scale), int(scale)
+        geo, factor, k = None, float(scale), int(scale)
         if min(s for ax, s in enumerate(shape) if ax != axis) < 8 * k:
             raise SelfSRError(f"{input_path}: slices of {tuple(shape)} are too small for x{k}")
     n_slices = shape[axis]
     if n_slices < 4:
         raise SelfSRError(f"{input_path}: {n_slices} slices along axis {axis}: too few to learn from")
-    tag = hashlib.sha256(f"{input_path.resolve()}|{settings}".encode()).hexdigest()[:8]
+    profile, found = None, None
+    if geo is not None:
+        if estimate:
+            if data is None:
+                data = _read(input_path)[1]
+            found = estimate_slice_fwhm(_normalised(data, axis, input_path)[0], _spacing(affine, axis))
+        unresolved = (not estimate and settings.profile == "auto" and settings.slice_thickness is None
+                      and settings.profile_file is None)
+        profile = None if unresolved else _profile(settings, geo.spacing[axis], geo.in_plane, found)
+    # the experiment: the input, the settings and the profile they resolve to (not its name)
+    trained = f"{replace(settings, profile='')}|{profile.to_json() if profile else None}"
+    tag = hashlib.sha256(f"{input_path.resolve()}|{trained}".encode()).hexdigest()[:8]
     budget = f"{minutes:g}min" if minutes is not None else f"{iterations}it"
     name = (f"SelfSR_{'TP' if settings.mode == 'through-plane' else 'IP'}_W2AMSN_x{k}"
             f"_a{network['num_feat']}t{network['num_block']}_{budget}_B{recipe.batch}_{tag}")
@@ -278,11 +282,12 @@ def run_self_sr(input_path: Path, output_path: Path, settings: SelfSRSettings,
     plan = plan_run(input_path, output_path, settings, data.shape, img.affine, data)
     scan, lo, hi = _normalised(data, plan.axis, input_path)
     spacing = _spacing(img.affine, plan.axis)
-    if plan.profile_estimate is not None:
-        e = plan.profile_estimate
-        say(f"the scan's slices look {e.fwhm_mm:.2f} mm thick (a Gaussian of that FWHM, "
-            f"{e.fraction:.2f} of the spacing); training with {plan.profile.kind} "
-            f"{plan.profile.thickness:.2f} mm")
+    e = plan.profile_estimate
+    if plan.mode == "through-plane":
+        found = ("could not be measured" if e is None else
+                 f"look {e.fwhm_mm:.2f} mm thick ({e.fraction:.2f} of the spacing, as a Gaussian's FWHM)"
+                 if e.fits else f"fit no thickness (spectra {e.misfit_db:.1f} dB apart)")
+        say(f"the scan's slices {found}; training with {plan.profile.kind} {plan.profile.thickness:.2f} mm")
     plan.workdir.mkdir(parents=True, exist_ok=True)
     scan_file = plan.workdir / "scan.npy"
     np.save(scan_file, np.ascontiguousarray(scan))
