@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                              "a gap)")
     parser.add_argument("--assumed-thickness", type=float, default=None, metavar="MM",
                         help="slice thickness in mm self-sr is told (its --slice-thickness; default: "
-                             "its default, the spacing)")
+                             "none told)")
     parser.add_argument("--axis", type=int, default=None, help="voxel axis made thick (default: 2)")
     parser.add_argument("--iters", type=int, default=None, help="training iterations (default: self-sr's)")
     parser.add_argument("--minutes", type=float, default=None,

@@ -36,7 +36,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="--mode in-plane: how the slices are made coarser to train on: MATLAB-bicubic, k-space "
         f"truncation (an MR scanner's smaller matrix), or both (default: {DEFAULT_DEGRADATION})")
     add("--slice-thickness", type=float, default=None, metavar="MM",
-        help="slice thickness in mm (default: the slice spacing; less than it is a gap)")
+        help="slice thickness in mm; less than the spacing is a gap (default: the spacing, or with "
+        "--profile auto the thickness estimated from the scan when clearly thinner)")
     add("--profile", choices=("auto", "gaussian", "rect", "mixed"), default="auto",
         help="slice profile: auto (a Gaussian with FWHM = the thickness; without --slice-thickness, "
              "the spacing or, when the scan's slices look clearly thinner, the thickness estimated "

@@ -3,6 +3,7 @@ Reson. Imaging 2019 and IEEE TMI 2021), one job per module:
 
 - :mod:`.geometry`: coarse axis, factor and output grid from the header;
 - :mod:`.slice_profile`: the slice profile and the degradation it defines;
+- :mod:`.profile_estimate`: the slices' effective thickness, estimated from the scan's spectra;
 - :mod:`.in_plane`: the in-plane mode's degradations (MATLAB-bicubic, k-space truncation);
 - :mod:`.training_pairs`: the scan's in-plane slices and their degraded partners;
 - :mod:`.patch_dataset`: ``SelfSRPatchDataset``, BasicSR's dataset of the one volume;

@@ -25,8 +25,8 @@ difference of the two log spectra, both in-plane axes pooled.
 
 Within the band the coarse axis keeps, profiles of equal second moment have nearly equal spectra,
 so what this measures is an effective width: a rectangular profile of width T reads as a Gaussian
-of FWHM about 0.6-0.75 T, and a Gaussian of about that FWHM also trains well for it
-(docs/self-sr.md). Anatomy is not quite isotropic, which moves the estimate by about ±0.2 of the
+of FWHM about 0.6-0.85 T on the validation brains, and a Gaussian of about that FWHM trains
+nearly as well as the rectangle (docs/self-sr.md, "Estimating the slice profile"). Anatomy is not quite isotropic, which moves the estimate by about ±0.2 of the
 spacing from one volume to another; :func:`auto_profile` therefore keeps the spacing unless the
 estimate is clearly thinner.
 """
@@ -46,7 +46,7 @@ __all__ = ["AUTO_SNAP", "FWHM_GRID", "MAX_MISFIT_DB", "ProfileEstimate", "auto_p
 FWHM_GRID = tuple(round(0.3 + 0.05 * i, 2) for i in range(27))  # 0.30 .. 1.60
 #: ``--profile auto`` trains with FWHM = the spacing when the estimate reaches this fraction of
 #: it (Gaussian slices as thick as their spacing read 1.0-1.2 on the validation brains), with
-#: the estimate below it (a slice gap, or a profile with steeper edges, read 0.5-0.75 there)
+#: the estimate below it (a slice gap, or a profile with steeper edges: 0.5-0.85 there)
 AUTO_SNAP = 0.8
 #: above this RMS misfit of the log spectra, no width explains the slice axis (validation
 #: volumes: 0.2-0.55 dB; a 40 x 48 x 12 crop: 2.6-3.3 dB): ``auto`` keeps the spacing
