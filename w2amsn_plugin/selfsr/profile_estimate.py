@@ -26,9 +26,9 @@ difference of the two log spectra, both in-plane axes pooled.
 Within the band the coarse axis keeps, profiles of equal second moment have nearly equal spectra,
 so what this measures is an effective width: a rectangular profile of width T reads as a Gaussian
 of FWHM about 0.6-0.85 T on the validation brains, and a Gaussian of about that FWHM trains
-nearly as well as the rectangle (docs/self-sr.md, "Estimating the slice profile"). Anatomy is not quite isotropic, which moves the estimate by about ±0.2 of the
-spacing from one volume to another; :func:`auto_profile` therefore keeps the spacing unless the
-estimate is clearly thinner.
+nearly as well as the rectangle (docs/self-sr.md, "Estimating the slice profile"). Anatomy is
+not quite isotropic, which moves the estimate by about ±0.2 of the spacing from one volume to
+another; :func:`auto_profile` therefore keeps the spacing unless the estimate is clearly thinner.
 """
 from __future__ import annotations
 
