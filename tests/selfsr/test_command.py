@@ -190,7 +190,7 @@ def test_default_budget_is_minutes(tmp_path, capsys):
     machine by the probe); --iters overrides it."""
     from w2amsn_plugin.selfsr.experiment import DEFAULT_RECIPE
 
-    src = _save(tmp_path / "a.nii.gz", np.ones((32, 32, 8)), (1.0, 1.0, 4.0))
+    src = _save(tmp_path / "a.nii.gz", np.random.default_rng(0).random((32, 32, 8)), (1.0, 1.0, 4.0))
     code, out, _ = _run(capsys, "-i", src, "-o", tmp_path / "o.nii.gz", "--dry-run")
     plan = json.loads(out)
     assert code == 0 and plan["minutes"] == DEFAULT_RECIPE.minutes and plan["iterations"] is None
