@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     import nibabel as nib
     import numpy as np
 
+    from w2amsn_plugin.data.augment import rician_noise
     from w2amsn_plugin.selfsr import SelfSRSettings, plan_run
     from w2amsn_plugin.selfsr.evaluation import make_thick
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         data = thick.data
         if args.noise:
             sd = args.noise * float(np.percentile(truth, 99.5))
-            data = np.hypot(data + rng.normal(0, sd, data.shape), rng.normal(0, sd, data.shape))
+            data = rician_noise(data, sd, rng)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "thick.nii.gz"
             nib.save(nib.Nifti1Image(data.astype(np.float32), thick.affine), path)
