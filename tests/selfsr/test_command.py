@@ -125,6 +125,21 @@ def test_short_real_run_overlays_the_input(tmp_path, capsys):
     assert code == 2 and "exists" in err
 
 
+def test_one_volume_stored_as_4d_is_a_3d_scan(tmp_path, capsys):
+    """A scan saved with a 4th axis of length 1 (as some converters write one volume) is planned
+    and run as the 3-D scan it is; the output is 3-D on the refined grid."""
+    src, truth = _thick_colin(tmp_path)
+    inp = nib.load(src)
+    four = _save(tmp_path / "four.nii.gz", np.asarray(inp.dataobj)[..., None], (1.0, 1.0, 4.0))
+    code, out, err = _run(capsys, "-i", four, "-o", tmp_path / "o.nii.gz", "--dry-run")
+    assert code == 0, err
+    assert json.loads(out)["geometry"]["out_shape"] == [40, 48, 48]
+    code, _, err = _run(capsys, "-i", four, "-o", tmp_path / "o.nii.gz", "--iters", "1",
+                        "--workdir", tmp_path / "w")
+    assert code == 0, err
+    assert nib.load(tmp_path / "o.nii.gz").shape == truth.shape == (40, 48, 48)
+
+
 @pytest.mark.slow
 def test_default_budget_beats_cubic(tmp_path):
     """The default recipe on a Colin27 crop made 4 mm thick (Gaussian profile) beats cubic

@@ -198,6 +198,8 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
         except Exception as err:  # nibabel raises many types for unreadable files
             raise SelfSRError(f"{input_path}: cannot read as an image ({type(err).__name__})") from err
         shape, affine = img.shape, img.affine
+        if len(shape) == 4 and shape[3] == 1:  # one volume stored as 4-D, read as 3-D (read_voxels)
+            shape = shape[:3]
     if len(shape) != 3:
         raise SelfSRError(f"{input_path}: expected a 3-D volume, got shape {tuple(shape)}")
     recipe = settings.recipe
