@@ -125,6 +125,19 @@ def test_short_real_run_overlays_the_input(tmp_path, capsys):
     assert code == 2 and "exists" in err
 
 
+def test_relative_paths_as_in_the_readme(tmp_path, capsys, monkeypatch):
+    """``w2amsn self-sr -i thick.nii.gz -o iso.nii.gz`` from the scan's folder: relative input and
+    output, the default workdir beside the output (BasicSR trains with that folder as its cwd)."""
+    _thick_colin(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, "-i", "thick.nii.gz", "-o", "iso.nii.gz", "--iters", "1")
+    assert code == 0, err
+    assert nib.load(tmp_path / "iso.nii.gz").shape == (40, 48, 48)
+    side = json.loads((tmp_path / "iso.json").read_text())
+    assert Path(side["weights"]).is_absolute() and Path(side["weights"]).is_file()
+    assert Path(side["workdir"]) == tmp_path / ".iso.nii.gz.self-sr"
+
+
 def test_one_volume_stored_as_4d_is_a_3d_scan(tmp_path, capsys):
     """A scan saved with a 4th axis of length 1 (as some converters write one volume) is planned
     and run as the 3-D scan it is; the output is 3-D on the refined grid."""

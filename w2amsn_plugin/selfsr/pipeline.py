@@ -243,7 +243,7 @@ def plan_run(input_path: Path, output_path: Path, settings: SelfSRSettings,
     workdir = settings.workdir or output_path.parent / f".{output_path.name}.self-sr"
     return Plan(input_path, output_path, settings.mode, axis, factor, k, geo, profile, found, degradation,
                 network, iterations if minutes is None else None, minutes, _val_slices(n_slices),
-                Path(workdir), name)
+                Path(workdir).absolute(), name)  # absolute: BasicSR runs in the workdir
 
 
 def _dataset_opt(plan: Plan, scan_file: Path, spacing: list[float]) -> dict[str, Any]:
