@@ -20,7 +20,7 @@ __all__ = ["DEFAULT_NETWORK", "DEFAULT_RECIPE", "ITERATION_CAP", "Recipe", "self
 ITERATION_CAP = 4
 
 DEFAULT_NETWORK: dict[str, Any] = {
-    "type": "W2AMSN", "num_in_ch": 1, "num_out_ch": 1, "num_feat": 24, "num_block": 4,
+    "type": "W2AMSN", "num_in_ch": 1, "num_out_ch": 1, "num_feat": 16, "num_block": 4,
     "widen": 2, "kernel_sizes": [3, 5], "weighted_fusion": True,
     "block_attention": "ncab", "global_attention": "ncab", "input_residual": True,
 }
